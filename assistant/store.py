@@ -1,0 +1,215 @@
+"""The persisted store: Chroma (embedded under the index folder, or a server)
+holding embedded chunks, plus the llama-index docstore that remembers each
+article's content hash so unchanged articles are never embedded twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from .articles import Article, LoadProblem
+from .chunking import article_to_document, embedding_model, make_splitter
+from .errors import AssistantError
+from .settings import Settings, env_name
+
+CHROMA_FILE = "chroma.sqlite3"
+DOCSTORE_FILE = "docstore.json"
+STATS_PAGE = 5000
+
+
+@dataclass
+class IngestReport:
+    articles_seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks_written: int = 0
+    problems: list[LoadProblem] = field(default_factory=list)
+
+    @property
+    def embeddings_computed(self) -> int:
+        # Every chunk written was embedded in this run; unchanged articles write none.
+        return self.chunks_written
+
+    def summary(self) -> str:
+        return (f"{self.articles_seen} articles: {self.added} new, {self.updated} changed, "
+                f"{self.unchanged} unchanged; {self.chunks_written} chunks embedded and written")
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    articles: int
+    chunks: int
+    sites: list[str]
+    earliest: str | None
+    latest: str | None
+    location: str
+
+    def as_dict(self) -> dict:
+        return {
+            "articles": self.articles,
+            "chunks": self.chunks,
+            "sites": self.sites,
+            "earliest": self.earliest,
+            "latest": self.latest,
+            "location": self.location,
+        }
+
+
+def chroma_client(settings: Settings, create: bool):
+    """An embedded persistent client under ``index_dir``, or an HTTP client to a Chroma server."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.server_mode:
+        where = f"{settings.chroma_host}:{settings.chroma_port}"
+        try:
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                         ssl=settings.chroma_ssl, settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for a dead server
+            raise AssistantError(
+                f"cannot reach the Chroma server at {where} ({type(exc).__name__}); "
+                f"start it or fix {env_name('chroma_host')} / {env_name('chroma_port')}"
+            ) from exc
+        return client
+
+    index_dir = settings.index_dir
+    if index_dir.exists() and not index_dir.is_dir():
+        raise AssistantError(f"index location {index_dir} is a file, not a folder (setting {env_name('index_dir')})")
+    has_store = (index_dir / CHROMA_FILE).exists()
+    if not has_store:
+        foreign = [p.name for p in index_dir.iterdir() if not p.name.startswith(".")] if index_dir.exists() else []
+        if foreign:
+            raise AssistantError(
+                f"{index_dir} is not an index (no {CHROMA_FILE}, but holds {', '.join(sorted(foreign)[:3])}); "
+                f"choose an empty or new folder with --index or {env_name('index_dir')}"
+            )
+        if not create:
+            raise AssistantError(
+                f"no index at {index_dir}; build it with `python -m assistant ingest corpus/` "
+                f"(or point --index / {env_name('index_dir')} at an existing one)"
+            )
+        index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(path=str(index_dir), settings=chroma_settings)
+    except Exception as exc:
+        raise AssistantError(f"{index_dir} holds a Chroma store that cannot be opened ({exc})") from exc
+
+
+class NewsStore:
+    """Chroma collection + docstore for one index, and ingestion into them."""
+
+    def __init__(self, settings: Settings, create: bool = False):
+        from llama_index.core.storage.docstore import SimpleDocumentStore
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        self.settings = settings
+        self.client = chroma_client(settings, create=create)
+        if not create:
+            names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+            if settings.collection not in names:
+                raise AssistantError(
+                    f"the index holds no collection '{settings.collection}'; "
+                    "build it with `python -m assistant ingest corpus/`"
+                )
+        self.collection = self.client.get_or_create_collection(
+            settings.collection, metadata={"hnsw:space": "cosine"}
+        )
+        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        self.docstore_path = settings.index_dir / DOCSTORE_FILE
+        if self.docstore_path.exists():
+            self.docstore = SimpleDocumentStore.from_persist_path(str(self.docstore_path))
+        else:
+            self.docstore = SimpleDocumentStore()
+
+    # -- ingestion ---------------------------------------------------------
+    def ingest(self, articles: Iterable[Article], show_progress: bool = True) -> IngestReport:
+        """Chunk, embed and write articles; unchanged ones are skipped, changed ones replaced."""
+        from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
+        from tqdm import tqdm
+
+        report = IngestReport()
+        documents = self._unique_documents(articles, report)
+        report.articles_seen = len(documents)
+        if not documents:
+            return report
+        embed_model = embedding_model(self.settings)
+        pipeline = IngestionPipeline(
+            transformations=[make_splitter(self.settings, embed_model), embed_model],
+            vector_store=self.vector_store,
+            docstore=self.docstore,
+            docstore_strategy=DocstoreStrategy.UPSERTS,
+        )
+        batch_size = max(1, self.settings.ingest_batch_articles)
+        with tqdm(total=len(documents), unit="article", desc="ingest", disable=not show_progress) as bar:
+            for start in range(0, len(documents), batch_size):
+                batch = documents[start:start + batch_size]
+                for doc in batch:
+                    known = self.docstore.get_document_hash(doc.id_)
+                    if known is None:
+                        report.added += 1
+                    elif known != doc.hash:
+                        report.updated += 1
+                    else:
+                        report.unchanged += 1
+                # store_doc_text=False: Chroma keeps the chunk text; the docstore
+                # only needs ids and hashes to decide what changed.
+                nodes = pipeline.run(documents=batch, store_doc_text=False)
+                report.chunks_written += len(nodes)
+                self._persist_docstore()
+                bar.update(len(batch))
+                bar.set_postfix(chunks=report.chunks_written)
+        return report
+
+    @staticmethod
+    def _unique_documents(articles: Iterable[Article], report: IngestReport):
+        by_id = {}
+        for article in articles:
+            if article.id in by_id and by_id[article.id][0].text != article.text:
+                report.problems.append(LoadProblem(
+                    article.source, None,
+                    f"duplicate article id '{article.id}' with different text (also in {by_id[article.id][0].source}); "
+                    "the later one is kept",
+                ))
+            by_id[article.id] = (article, article_to_document(article))
+        return [doc for _, doc in by_id.values()]
+
+    def _persist_docstore(self) -> None:
+        # Write then rename, so a crash mid-write never leaves a truncated docstore.
+        tmp = self.docstore_path.with_suffix(".json.tmp")
+        self.docstore.persist(str(tmp))
+        os.replace(tmp, self.docstore_path)
+
+    # -- reading -----------------------------------------------------------
+    def chunk_count(self) -> int:
+        return self.collection.count()
+
+    def stats(self) -> IndexStats:
+        articles: set[str] = set()
+        sites: set[str] = set()
+        dates: list[str] = []
+        total = self.collection.count()
+        # Paged reads: one get() of a large collection would hold every metadata at once.
+        for offset in range(0, total, STATS_PAGE):
+            page = self.collection.get(include=["metadatas"], limit=STATS_PAGE, offset=offset)
+            for meta in page["metadatas"]:
+                articles.add(meta.get("article_id") or meta.get("document_id"))
+                if meta.get("site"):
+                    sites.add(meta["site"])
+                if meta.get("published"):
+                    dates.append(meta["published"])
+        location = (f"chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
+                    if self.settings.server_mode else str(Path(self.settings.index_dir).resolve()))
+        return IndexStats(
+            articles=len(articles),
+            chunks=total,
+            sites=sorted(sites),
+            earliest=min(dates) if dates else None,
+            latest=max(dates) if dates else None,
+            location=location,
+        )

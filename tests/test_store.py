@@ -1,0 +1,146 @@
+"""Indexing into the real Chroma with the real embedding model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent
+
+from assistant.articles import ArticleLoader, make_article
+from assistant.chunking import embedding_model, embedder_window, make_splitter, article_to_document
+from assistant.errors import AssistantError
+from assistant.store import NewsStore
+
+from .conftest import CORPUS, make_settings
+
+
+class EmbeddingCounter(BaseEventHandler):
+    """Counts texts actually sent through the embedding model (llama-index instrumentation)."""
+
+    count: int = 0
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EmbeddingCounter"
+
+    def handle(self, event, **kwargs) -> None:
+        if isinstance(event, EmbeddingEndEvent):
+            self.count += len(event.chunks)
+
+
+@pytest.fixture
+def embedding_counter():
+    counter = EmbeddingCounter()
+    dispatcher = get_dispatcher()
+    dispatcher.add_event_handler(counter)
+    yield counter
+    dispatcher.event_handlers.remove(counter)
+
+
+def write_articles(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sentences = " ".join(f"Company {i} reported result number {j} for the quarter." for j in range(60))
+        (folder / f"a{i}.md").write_text(
+            f"---\nid: art-{i}\ntitle: Story {i}\nsite: example.com\npublished: 2024-01-{i + 1:02d}\n---\n{sentences}\n",
+            encoding="utf-8",
+        )
+
+
+def chunk_ids_by_article(store: NewsStore) -> dict[str, list[str]]:
+    got = store.collection.get(include=["metadatas"])
+    out: dict[str, list[str]] = {}
+    for chunk_id, meta in zip(got["ids"], got["metadatas"]):
+        out.setdefault(meta["article_id"], []).append(chunk_id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_reingest_unchanged_computes_no_embeddings_and_edit_replaces_chunks(tmp_path, embedding_counter):
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 3)
+    settings = make_settings(tmp_path / "index")
+    store = NewsStore(settings, create=True)
+
+    first = store.ingest(list(ArticleLoader().load([corpus])), show_progress=False)
+    assert first.added == 3 and first.chunks_written > 3
+    assert embedding_counter.count == first.chunks_written
+    before = chunk_ids_by_article(store)
+    assert store.chunk_count() == first.chunks_written
+
+    # A new process would reopen the store from disk: do the same.
+    embedding_counter.count = 0
+    store = NewsStore(settings)
+    again = store.ingest(list(ArticleLoader().load([corpus])), show_progress=False)
+    assert (again.unchanged, again.added, again.updated, again.chunks_written) == (3, 0, 0, 0)
+    assert embedding_counter.count == 0
+    assert chunk_ids_by_article(store) == before
+
+    # Edit one article so it becomes much shorter: exactly its new chunks remain.
+    (corpus / "a1.md").write_text("---\nid: art-1\ntitle: Story 1 (corrected)\n---\nA short correction.\n", encoding="utf-8")
+    edited = NewsStore(settings).ingest(list(ArticleLoader().load([corpus])), show_progress=False)
+    assert (edited.updated, edited.unchanged) == (1, 2)
+    after = chunk_ids_by_article(store)
+    assert after["art-1"] == ["art-1#0"]
+    assert after["art-0"] == before["art-0"] and after["art-2"] == before["art-2"]
+    got = store.collection.get(ids=["art-1#0"], include=["documents", "metadatas"])
+    assert got["documents"] == ["A short correction."]
+    assert got["metadatas"][0]["title"] == "Story 1 (corrected)"
+    assert store.chunk_count() == sum(len(v) for v in after.values())
+
+
+def test_chunks_fit_the_embedder_window_with_their_header(tmp_path):
+    settings = make_settings(tmp_path / "index")
+    embed = embedding_model(settings)
+    splitter = make_splitter(settings, embed)
+    long_text = " ".join(f"Sentence number {i} talks about electric vehicle batteries and prices." for i in range(300))
+    doc = article_to_document(make_article(text=long_text, title="A long article about batteries",
+                                           site="example.com", published="2024-05-01", article_id="long"))
+    nodes = splitter([doc])
+    assert len(nodes) > 5
+    tokenizer = embed._model.tokenizer
+    window = embedder_window(embed)
+    for node in nodes:
+        embedded = node.get_content(metadata_mode="embed")
+        assert embedded.startswith("title: A long article about batteries\nsite: example.com\npublished: 2024-05-01")
+        assert len(tokenizer.tokenize(embedded)) + 2 <= window
+        assert node.metadata["published_day"] > 19000
+        # Sentence-aware: chunks end at a sentence boundary.
+        assert node.get_content().rstrip().endswith(".")
+
+
+def test_stats_and_duplicate_ids(tmp_path):
+    settings = make_settings(tmp_path / "index")
+    store = NewsStore(settings, create=True)
+    articles = [
+        make_article(text="Oil prices rose.", title="Oil", article_id="d1", site="a.com", published="2023-02-01", source="x:1"),
+        make_article(text="Oil prices fell.", title="Oil", article_id="d1", site="a.com", published="2023-02-01", source="x:2"),
+        make_article(text="Gas is cheaper.", title="Gas", article_id="d2", site="b.com", published="2023-03-05"),
+    ]
+    report = store.ingest(articles, show_progress=False)
+    assert report.articles_seen == 2
+    assert len(report.problems) == 1 and "duplicate article id 'd1'" in str(report.problems[0])
+    stats = store.stats()
+    assert (stats.articles, stats.chunks) == (2, 2)
+    assert stats.sites == ["a.com", "b.com"]
+    assert (stats.earliest, stats.latest) == ("2023-02-01", "2023-03-05")
+    assert store.collection.get(ids=["d1#0"], include=["documents"])["documents"] == ["Oil prices fell."]
+
+
+def test_missing_index_and_foreign_folder(tmp_path):
+    with pytest.raises(AssistantError, match="no index at"):
+        NewsStore(make_settings(tmp_path / "nothing-here"))
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(AssistantError, match="is not an index"):
+        NewsStore(make_settings(foreign), create=True)
+    assert [p.name for p in foreign.iterdir()] == ["cat.jpg"]  # nothing written into it
+
+
+def test_seed_index_stats(seed_index):
+    stats = NewsStore(make_settings(seed_index)).stats()
+    assert stats.articles == 1 and stats.chunks >= 2
+    assert stats.earliest == stats.latest == "2024-03-15"
