@@ -1,0 +1,98 @@
+"""The answer pipeline with real retrieval and a scripted LLM (fast); citations and refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from assistant.answer import Citation, NewsAssistant, resolve_citations
+from assistant.errors import AssistantError
+from assistant.retrieval import RetrievalFilters
+from assistant.settings import REFUSAL
+
+from .conftest import ScriptedLLM, make_settings
+
+SEED_ID = "seed-nissan-honda-ev-partnership"
+
+
+def assistant_with(index_dir, reply: str, **overrides) -> tuple[NewsAssistant, ScriptedLLM]:
+    llm = ScriptedLLM(reply=reply, prompts=[])
+    return NewsAssistant(make_settings(index_dir, **overrides), llm=llm), llm
+
+
+def test_answer_cites_numbered_sources_with_metadata(seed_index):
+    assistant, llm = assistant_with(seed_index, "Nissan is in talks to invest in Fisker [1].")
+    answer = assistant.ask("What is Nissan's Fisker angle?")
+    assert answer.answer == "Nissan is in talks to invest in Fisker [1]."
+    assert not answer.refused
+    [c] = answer.citations
+    assert (c.n, c.article_id, c.published) == (1, SEED_ID, "2024-03-15")
+    assert "Fisker" in c.text  # the passage the model was shown as [1]
+    assert answer.retrieved == [SEED_ID]
+    prompt = llm.prompts[0]
+    assert "[1] Nissan and Honda explore an EV and software partnership (2024-03-15)" in prompt
+    assert set(answer.timings) >= {"retrieve_s", "generate_s", "total_s"}
+
+
+def test_citations_that_name_no_source_are_removed(seed_index):
+    assistant, _ = assistant_with(seed_index, "Honda works with GM [2][7] and Sony [9].")
+    answer = assistant.ask("Who did Honda partner with?")
+    numbers = {c.n for c in answer.citations}
+    assert "[7]" not in answer.answer and "[9]" not in answer.answer
+    assert numbers and numbers <= {s.n for s in answer.sources}
+    assert all(f"[{n}]" in answer.answer for n in numbers)
+
+
+def test_nothing_relevant_means_refusal_without_asking_the_model(seed_index):
+    assistant, llm = assistant_with(seed_index, "Ulaanbaatar [1].")
+    answer = assistant.ask("What is the capital of Mongolia?")
+    assert answer.answer == REFUSAL and answer.refused and answer.citations == []
+    assert llm.prompts == []
+
+
+def test_model_refusal_is_normalized(seed_index):
+    assistant, _ = assistant_with(seed_index, "Sorry, the indexed articles do not cover this question [1].")
+    answer = assistant.ask("What did Nissan pay Fisker?")
+    assert answer.answer == REFUSAL and answer.citations == []
+
+
+def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
+    assistant, llm = assistant_with(seed_index, "Fisker [1].")
+    late = RetrievalFilters(since=dt.date(2025, 1, 1))
+    assert assistant.ask("What is Nissan's Fisker angle?", filters=late).refused
+    other_site = RetrievalFilters(sites=("cnn.com",))
+    assert assistant.ask("What is Nissan's Fisker angle?", filters=other_site).refused
+    around = RetrievalFilters(since=dt.date(2024, 3, 1), until=dt.date(2024, 3, 31))
+    assert not assistant.ask("What is Nissan's Fisker angle?", filters=around).refused
+
+
+def test_streaming_delivers_the_tokens_of_the_final_answer(seed_index):
+    assistant, _ = assistant_with(seed_index, "Nissan may build the Alaska pickup [1].")
+    tokens: list[str] = []
+    answer = assistant.ask("What is Nissan's Fisker angle?", on_token=tokens.append)
+    assert len(tokens) > 3
+    assert "".join(tokens) == "Nissan may build the Alaska pickup [1]."
+    assert answer.answer == "Nissan may build the Alaska pickup [1]."
+
+
+@pytest.mark.parametrize("question, message", [("", "empty"), ("   \n ", "empty"), ("x" * 100_000, "limit is 2,000")])
+def test_bad_questions(seed_index, question, message):
+    assistant, llm = assistant_with(seed_index, "unused")
+    with pytest.raises(AssistantError, match=message):
+        assistant.ask(question)
+    assert llm.prompts == []
+
+
+def _source(n: int, text: str) -> Citation:
+    return Citation(n=n, article_id=f"a{n}", title="", site="", published="", url="", text=text)
+
+
+def test_resolve_citations_rules():
+    sources = [_source(1, "Gas prices fell ten cents."), _source(2, "Honda partnered with General Motors.")]
+    assert resolve_citations("Honda chose General Motors.", sources)[1] == [sources[1]]  # best overlap
+    text, cited = resolve_citations("[Honda partnered with General Motors for EVs.] [2]", sources)
+    assert text == "Honda partnered with General Motors for EVs. [2]" and cited == [sources[1]]
+    text, cited = resolve_citations("Gas fell [Source 1, 2].", sources)
+    assert text == "Gas fell [1][2]." and cited == sources
+    assert resolve_citations("", sources) == (REFUSAL, [])
