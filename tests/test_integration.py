@@ -1,0 +1,46 @@
+"""End to end with the real default LLM (packaged Qwen2.5-Coder-0.5B), real Chroma and embeddings."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .test_cli import run_cli
+
+SEED_ID = "seed-nissan-honda-ev-partnership"
+pytestmark = pytest.mark.slow
+
+
+def ask_json(index, question: str) -> dict:
+    result = run_cli("--index", str(index), "ask", question, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_citations_consistent(out: dict) -> None:
+    numbers = {int(n) for n in re.findall(r"\[(\d+)\]", out["answer"])}
+    assert numbers, out["answer"]
+    assert numbers == {c["n"] for c in out["citations"]}
+    for c in out["citations"]:
+        assert set(c) >= {"n", "article_id", "title", "site", "published", "url", "text"}
+
+
+def test_nissan_fisker_angle_is_answered_from_the_seed_article(seed_index):
+    out = ask_json(seed_index, "what is Nissan's Fisker angle")
+    answer = out["answer"].lower()
+    assert "fisker" in answer
+    assert any(word in answer for word in ("invest", "platform", "alaska", "pickup"))
+    assert_citations_consistent(out)
+    assert all(c["article_id"] == SEED_ID for c in out["citations"])
+    assert any("Alaska" in c["text"] for c in out["citations"])  # the supporting passage
+    assert out["citations"][0]["published"] == "2024-03-15"
+    assert out["retrieved"][0] == SEED_ID
+    assert out["timings"]["total_s"] > 0
+
+
+def test_honda_north_america_partner(seed_index):
+    out = ask_json(seed_index, "Who did Honda partner with for North America?")
+    assert "general motors" in out["answer"].lower() or "gm" in out["answer"].lower().split()
+    assert_citations_consistent(out)

@@ -1,0 +1,62 @@
+"""The minimal chat UI: served by Gradio, answers through its API, renders article text as text."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer import Answer, Citation, NewsAssistant
+from assistant.errors import AssistantError
+from assistant.ui import build_app, format_sources, launch
+
+from .conftest import ScriptedLLM, make_settings
+from .test_cli import free_port
+
+
+def test_sources_escape_article_html():
+    evil = Citation(n=1, article_id="x", title="<script>alert(1)</script>", site="a.com", published="2024-01-01",
+                    url="https://a.com/x", text='<img src=x onerror="alert(2)"> Gas fell.')
+    rendered = format_sources(Answer("q", "Gas fell [1].", [evil], ["x"], {}))
+    assert "<script>" not in rendered and "<img" not in rendered
+    assert "&lt;script&gt;" in rendered and "&lt;img" in rendered
+
+
+def test_chat_answers_through_the_gradio_api(seed_index):
+    from gradio_client import Client
+
+    settings = make_settings(seed_index, ui_port=free_port())
+    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="Nissan may build the Alaska pickup [1].", prompts=[]))
+    app = build_app(settings, assistant)
+    app.queue()
+    app.launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
+        reply = client.predict("What is Nissan's Fisker angle?", api_name="/chat")
+        assert "Nissan may build the Alaska pickup [1]." in reply
+        assert "**Sources**" in reply and "Nissan and Honda explore an EV and software partnership" in reply
+    finally:
+        app.close()
+
+
+def test_non_local_binding_requires_a_login(seed_index):
+    settings = make_settings(seed_index, ui_host="0.0.0.0")
+    with pytest.raises(AssistantError, match="needs a login"):
+        launch(settings, NewsAssistant(settings, llm=ScriptedLLM(reply="x", prompts=[])))
+
+
+def test_ask_api_returns_the_cli_json(seed_index):
+    from gradio_client import Client
+
+    settings = make_settings(seed_index, ui_port=free_port())
+    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="Honda partnered with General Motors [1].", prompts=[]))
+    app = build_app(settings, assistant)
+    app.queue()
+    app.launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
+        out = client.predict("Who did Honda partner with?", "", "", "", api_name="/ask")
+        assert out["answer"] == "Honda partnered with General Motors [1]."
+        assert out["citations"][0]["article_id"] == "seed-nissan-honda-ev-partnership"
+        late = client.predict("Who did Honda partner with?", "2030-01-01", "", "", api_name="/ask")
+        assert late["answer"] == "The indexed articles do not cover this question."
+    finally:
+        app.close()
