@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import importlib.resources
+import sqlite3
+import threading
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from llama_index.core import Document
+from llama_index.core.storage.kvstore.types import BaseKVStore
 from llama_index.core.node_parser import SentenceSplitter
 
 from .articles import Article
@@ -34,19 +39,93 @@ def packaged_embedding_model_dir() -> Path:
         ) from exc
 
 
+class EmbeddingCache(BaseKVStore):
+    """Persistent embedding cache for llama-index's ``embeddings_cache`` hook, in SQLite.
+
+    llama-index looks embeddings up by chunk text but ships only in-memory or
+    server-backed key-value stores; this one keeps float32 vectors on disk so
+    repeated evaluations (fresh per-week indexes) never embed the same chunk
+    twice. One file per embedding model: the text alone is the key.
+    """
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # a lost cache entry only costs a re-embedding
+        self._db.execute("CREATE TABLE IF NOT EXISTS embedding (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8")).digest()
+
+    def put(self, key: str, val: dict, collection: str = "embeddings") -> None:
+        vector = next(iter(val.values()))
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO embedding VALUES (?, ?)",
+                             (self._key(key), np.asarray(vector, dtype=np.float32).tobytes()))
+            self.misses += 1  # llama-index puts exactly the texts it had to embed
+
+    def get(self, key: str, collection: str = "embeddings") -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT vector FROM embedding WHERE key = ?", (self._key(key),)).fetchone()
+        if row is None:
+            return None
+        self.hits += 1
+        return {"v": np.frombuffer(row[0], dtype=np.float32).tolist()}
+
+    def get_all(self, collection: str = "embeddings") -> dict:
+        raise NotImplementedError("the embedding cache is looked up by key only")
+
+    def delete(self, key: str, collection: str = "embeddings") -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM embedding WHERE key = ?", (self._key(key),)).rowcount > 0
+
+    async def aput(self, key: str, val: dict, collection: str = "embeddings") -> None:
+        self.put(key, val, collection)
+
+    async def aget(self, key: str, collection: str = "embeddings") -> dict | None:
+        return self.get(key, collection)
+
+    async def aget_all(self, collection: str = "embeddings") -> dict:
+        return self.get_all(collection)
+
+    async def adelete(self, key: str, collection: str = "embeddings") -> bool:
+        return self.delete(key, collection)
+
+
 @lru_cache(maxsize=4)
-def _load_embedding_model(model_dir: str, batch_size: int):
+def _load_embedding_model(model_dir: str, batch_size: int, cache_path: str | None):
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     if not Path(model_dir, "modules.json").exists():
         raise AssistantError(f"{model_dir} is not a sentence-transformers model folder (setting ASSISTANT_EMBED_MODEL)")
-    return HuggingFaceEmbedding(model_name=model_dir, device="cpu", embed_batch_size=batch_size, normalize=True)
+    cache = EmbeddingCache(Path(cache_path)) if cache_path else None
+    model = HuggingFaceEmbedding(model_name=model_dir, device="cpu", embed_batch_size=batch_size, normalize=True)
+    # Set after construction: HuggingFaceEmbedding forwards unknown keywords to SentenceTransformer.
+    model.embeddings_cache = cache
+    return model
 
 
 def embedding_model(settings: Settings):
-    """The embedding model (cached per process: loading it costs a second or two)."""
+    """The embedding model (cached per process: loading it costs a second or two).
+
+    With ``embed_cache_dir`` set, chunk embeddings are cached on disk per model.
+    """
     model_dir = packaged_embedding_model_dir() if settings.embed_model == "packaged" else Path(settings.embed_model)
-    return _load_embedding_model(str(model_dir), settings.embed_batch_size)
+    cache_path = None
+    if settings.embed_cache_dir:
+        # Identify the model by its files, not its path: two venvs share one cache.
+        fingerprint = b"".join(
+            p.read_bytes() if p.suffix == ".json" else str(p.stat().st_size).encode()
+            for p in sorted(model_dir.glob("*")) if p.is_file()
+        )
+        model_tag = hashlib.sha256(fingerprint).hexdigest()[:12]
+        cache_path = str(Path(settings.embed_cache_dir) / f"embeddings-{model_dir.name}-{model_tag}.sqlite")
+    return _load_embedding_model(str(model_dir), settings.embed_batch_size, cache_path)
 
 
 def embedder_window(embed_model) -> int:

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 from .errors import AssistantError
 from .settings import Settings, env_name
@@ -35,6 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--since", type=_date, help="only articles published on or after this date")
     ask.add_argument("--until", type=_date, help="only articles published on or before this date")
     ask.add_argument("--site", action="append", default=[], help="only articles from this site (repeatable)")
+
+    ask.add_argument("--as-of", type=_date, default=dt.date.today(),
+                     help="the day the question is asked (default today); later articles are ignored")
+
+    ev = commands.add_parser(
+        "eval", help="answer and score a question set",
+        usage="python -m assistant eval QUESTIONS --out DIR [options]\n       python -m assistant eval compare DIR_A DIR_B",
+    )
+    ev.add_argument("target", nargs="+", metavar="QUESTIONS", help="question file (RealTimeQA JSONL, JSONL or CSV), or: compare DIR_A DIR_B")
+    ev.add_argument("--out", type=Path, help="output folder (rerun with the same folder to resume)")
+    ev.add_argument("--articles", type=Path, help="index this article file into a temporary store first")
+    ev.add_argument("--per-week", action="store_true", help="one fresh index per quiz week from its questions' article_ids")
+    ev.add_argument("--retrieval-only", action="store_true", help="skip generation; retrieval metrics only")
+    ev.add_argument("--choices", action="store_true", help="also ask each question as multiple choice")
+    ev.add_argument("--limit", type=int, help="first N questions only")
+    ev.add_argument("--workers", type=int, default=1, help="questions answered in parallel")
+    ev.add_argument("--cache", type=Path, default=Path(".cache"), help="embedding cache folder (default .cache)")
 
     stats = commands.add_parser("stats", help="what the index holds")
     stats.add_argument("--json", action="store_true")
@@ -83,7 +101,7 @@ def cmd_ask(settings: Settings, args) -> int:
 
     assistant = NewsAssistant(settings)
     filters = RetrievalFilters(since=args.since, until=args.until, sites=tuple(args.site))
-    answer = assistant.ask(args.question, filters=filters)
+    answer = assistant.ask(args.question, filters=filters, as_of=args.as_of)
     if args.json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False))
         return 0
@@ -111,7 +129,31 @@ def cmd_stats(settings: Settings, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "stats": cmd_stats}
+def cmd_eval(settings: Settings, args) -> int:
+    from .evaluation.report import compare_runs
+    from .evaluation.runner import EvalOptions, metrics_table, run_evaluation
+
+    if args.target[0] == "compare":
+        if len(args.target) != 3:
+            raise AssistantError("usage: python -m assistant eval compare DIR_A DIR_B")
+        print(compare_runs(Path(args.target[1]), Path(args.target[2])))
+        return 0
+    if len(args.target) != 1:
+        raise AssistantError("eval takes one question file")
+    if args.out is None:
+        raise AssistantError("eval needs --out DIR")
+    options = EvalOptions(
+        questions=Path(args.target[0]), out=args.out, articles=args.articles, per_week=args.per_week,
+        retrieval_only=args.retrieval_only, choices=args.choices, limit=args.limit,
+        workers=max(1, args.workers), cache_dir=args.cache,
+    )
+    metrics = run_evaluation(settings, options)
+    print(metrics_table(metrics))
+    print(f"wrote {args.out}/results.jsonl, metrics.json, report.md, report.html")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "stats": cmd_stats, "eval": cmd_eval}
 
 
 def _quiet_libraries() -> None:

@@ -106,3 +106,11 @@ def _check_reachable(url: str, api_key: str | None = None) -> None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise AssistantError(f"cannot reach the LLM server at {url} ({reason}); fix {env_name('llm_url')}") from exc
+
+
+def count_tokens(llm, text: str) -> int:
+    """Tokens of ``text`` for the model's own tokenizer where we have it (llama.cpp), else a word estimate."""
+    model = getattr(llm, "_model", None)
+    if model is not None and hasattr(model, "tokenize"):
+        return len(model.tokenize(text.encode("utf-8"), add_bos=False))
+    return round(len(text.split()) * 1.3)  # English averages about 1.3 BPE tokens per word

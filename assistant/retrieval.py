@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import NodeWithScore
@@ -52,10 +52,17 @@ class NewsRetriever:
         self.settings = settings
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embedding_model(settings))
 
-    def retrieve(self, question: str, filters: RetrievalFilters | None = None) -> list[NodeWithScore]:
+    def retrieve(
+        self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
+    ) -> list[NodeWithScore]:
+        """``as_of`` is the day the question is asked: articles published after it do not exist yet."""
+        filters = filters or RetrievalFilters()
+        if as_of is not None:
+            limit = as_of + dt.timedelta(days=self.settings.as_of_grace_days)
+            filters = replace(filters, until=min(filters.until, limit) if filters.until else limit)
         retriever = self.index.as_retriever(
             similarity_top_k=self.settings.retrieve_top_k,
-            filters=filters.to_metadata_filters() if filters else None,
+            filters=filters.to_metadata_filters(),
         )
         nodes = retriever.retrieve(question)
         for node in nodes:

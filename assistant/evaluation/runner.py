@@ -1,0 +1,258 @@
+"""Run a question set through the engine and write results.jsonl, metrics.json and the report.
+
+Corpora: the current index (default), one temporary index of ``--articles``, or
+with ``--per-week`` one fresh temporary index per quiz week built from that
+week's questions' ``article_ids``. Temporary indexes reuse an on-disk embedding
+cache, so a second run spends its time on questions, not on embedding.
+
+Runs resume: every finished question is appended (and flushed) to
+results.jsonl at once; rerunning the same command with the same ``--out`` skips
+questions already there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..answer import NewsAssistant, Retrieval
+from ..articles import Article, ArticleLoader
+from ..chunking import embedding_model
+from ..errors import AssistantError
+from ..settings import Settings
+from ..store import NewsStore
+from .questions import Question, load_questions
+from .scoring import METRIC_KEYS, compute_metrics, contains_answer, first_hit_rank, pick_choice, token_f1
+
+RESULTS = "results.jsonl"
+METRICS = "metrics.json"
+_CITATION_MARK = r"\[\d+\]"
+
+
+@dataclass
+class EvalOptions:
+    questions: Path
+    out: Path
+    articles: Path | None = None
+    per_week: bool = False
+    retrieval_only: bool = False
+    choices: bool = False
+    limit: int | None = None
+    workers: int = 1
+    cache_dir: Path = Path(".cache")
+    show_progress: bool = True
+
+
+# An engine factory gives, for a settings object (its index), something with
+# retrieve() and answer() like NewsAssistant: benchmarks plug in baselines here.
+EngineFactory = Callable[[Settings], NewsAssistant]
+
+
+def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: EngineFactory | None = None,
+                   index_builder: Callable[[Settings, list[Article]], None] | None = None) -> dict:
+    from tqdm import tqdm
+
+    questions = load_questions(options.questions)
+    if options.limit:
+        questions = questions[: options.limit]
+    if not questions:
+        raise AssistantError(f"{options.questions}: no questions")
+    if options.per_week and not options.articles:
+        raise AssistantError("--per-week needs --articles FILE (the articles to build each week's index from)")
+    options.out.mkdir(parents=True, exist_ok=True)
+    results_path = options.out / RESULTS
+    done = _finished_ids(results_path)
+    remaining = [q for q in questions if q.id not in done]
+    settings = settings.model_copy(update={"embed_cache_dir": settings.embed_cache_dir or options.cache_dir})
+    engine_factory = engine_factory or (lambda s: NewsAssistant(s))
+    index_builder = index_builder or _build_index
+
+    groups = _corpus_groups(remaining, options)
+    articles = _load_articles(options.articles) if options.articles and remaining else {}
+    writer = _ResultWriter(results_path)
+    progress = tqdm(total=len(questions), initial=len(questions) - len(remaining), unit="question", desc="eval",
+                    disable=not options.show_progress, file=sys.stderr)
+    try:
+        for label, group in groups:
+            if not group:
+                continue
+            progress.set_description(f"eval {label}: indexing" if options.articles else "eval")
+            with _corpus(settings, options, group, articles, index_builder, label) as group_settings:
+                progress.set_description(f"eval {label}")
+                engine = engine_factory(group_settings)
+                tokenizer = embedding_model(group_settings)._model.tokenizer
+
+                def work(question: Question) -> None:
+                    writer.write(_evaluate_one(engine, tokenizer, question, options))
+                    progress.update(1)
+
+                if options.workers > 1:
+                    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+                        list(pool.map(work, group))
+                else:
+                    for question in group:
+                        work(question)
+    finally:
+        progress.close()
+        writer.close()
+
+    records = _read_records(results_path, {q.id for q in questions})
+    metrics = compute_metrics(records)
+    metrics["settings"] = {
+        "retrieval_only": options.retrieval_only, "choices": options.choices, "per_week": options.per_week,
+        "llm_backend": settings.llm_backend, "llm_model": settings.llm_model,
+    }
+    (options.out / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    from .report import write_report
+
+    write_report(options.out, records, metrics)
+    return metrics
+
+
+# -- corpora -----------------------------------------------------------------
+def _corpus_groups(questions: list[Question], options: EvalOptions) -> list[tuple[str, list[Question]]]:
+    if not options.per_week:
+        return [("all", questions)]
+    weeks: dict[str, list[Question]] = {}
+    for q in questions:
+        if not q.week:
+            raise AssistantError(f"question {q.id} has no 'week'; --per-week needs it")
+        weeks.setdefault(q.week, []).append(q)
+    return sorted(weeks.items())
+
+
+def _load_articles(path: Path) -> dict[str, Article]:
+    loader = ArticleLoader()
+    articles = {a.id: a for a in loader.load([path])}
+    if not articles:
+        raise AssistantError(f"{path}: no articles loaded")
+    return articles
+
+
+class _corpus:
+    """Context manager giving the settings of the index a group of questions is asked against."""
+
+    def __init__(self, settings, options, group, articles, index_builder, label):
+        self.settings, self.options, self.group = settings, options, group
+        self.articles, self.index_builder, self.label = articles, index_builder, label
+        self.tmp: str | None = None
+
+    def __enter__(self) -> Settings:
+        if not self.options.articles:
+            NewsStore(self.settings)  # fail early, with the one-line error, if there is no index
+            return self.settings
+        if self.options.per_week:
+            wanted = dict.fromkeys(i for q in self.group for i in q.article_ids)
+            chosen = [self.articles[i] for i in wanted if i in self.articles]
+        else:
+            chosen = list(self.articles.values())
+        self.tmp = tempfile.mkdtemp(prefix=f"eval-{self.label}-")
+        settings = self.settings.model_copy(update={"index_dir": Path(self.tmp), "chroma_host": None})
+        self.index_builder(settings, chosen)
+        return settings
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _build_index(settings: Settings, articles: list[Article]) -> None:
+    NewsStore(settings, create=True).ingest(articles, show_progress=False)
+
+
+# -- one question --------------------------------------------------------------
+def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
+    import re
+
+    record: dict = {
+        "id": q.id, "question": q.question, "week": q.week, "date": q.date.isoformat() if q.date else None,
+        "source": q.source, "answers": q.answers, "choices": q.choices, "answerable": q.answerable,
+        "answer_article_ids": q.answer_article_ids, "error": None,
+    }
+    try:
+        retrieval: Retrieval = engine.retrieve(q.question, as_of=q.date)
+        chunk_texts = [n.node.get_content() for n in retrieval.ranked]
+        record["retrieved"] = retrieval.retrieved_ids
+        record["hit_rank"] = first_hit_rank(chunk_texts[:10], q.answers) if q.answers else None
+        record["context_hit"] = contains_answer(retrieval.context, q.answers) if q.answers else None
+        record["context_tokens"] = len(tokenizer.tokenize(retrieval.context)) if retrieval.context else 0
+        record["timings"] = {"retrieve_s": retrieval.retrieve_s}
+        if options.retrieval_only:
+            return record
+        answer = engine.answer(retrieval)
+        plain = re.sub(_CITATION_MARK, "", answer.answer)
+        record.update({
+            "answer": answer.answer,
+            "refused": answer.refused,
+            "citations": [c.__dict__ for c in answer.citations],
+            "timings": answer.timings,
+            "correct": contains_answer(plain, q.answers) if q.answers else None,
+            "f1": token_f1(plain, q.answers) if q.answers else None,
+            "citation_supported": any(contains_answer(f"{c.title}\n{c.text}", q.answers) for c in answer.citations)
+            if q.answers else None,
+        })
+        if options.choices and q.choices:
+            picked = engine.answer(retrieval, choices=q.choices)
+            choice = pick_choice(picked.answer, q.choices)
+            record.update({"mc_answer": picked.answer, "mc_pick": choice,
+                           "mc_correct": choice is not None and choice in q.answers})
+    except AssistantError as exc:
+        record["error"] = str(exc)
+    except Exception as exc:  # one failing question must not end a long run
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    return record
+
+
+# -- results file ----------------------------------------------------------------
+class _ResultWriter:
+    def __init__(self, path: Path):
+        self._handle = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, record: dict) -> None:
+        line = json.dumps(record, ensure_ascii=False)
+        with self._lock:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _finished_ids(path: Path) -> set[str]:
+    """Ids already answered; a half-written last line (killed mid-write) is cut off."""
+    if not path.exists():
+        return set()
+    good_lines, ids = [], set()
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        # Errored questions are dropped so a rerun tries them again.
+        if line.endswith("\n") and not record.get("error") and record.get("id") not in ids:
+            good_lines.append(line)
+            ids.add(record["id"])
+    path.write_text("".join(good_lines), encoding="utf-8")
+    return ids
+
+
+def _read_records(path: Path, wanted: set[str]) -> list[dict]:
+    records = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["id"] in wanted:
+                records[record["id"]] = record
+    return list(records.values())
+
+
+def metrics_table(metrics: dict) -> str:
+    return "\n".join(f"{key:22} {metrics.get(key)}" for key in METRIC_KEYS)
