@@ -144,9 +144,10 @@ class NewsAssistant:
         started = time.perf_counter()
         ranked = self.retriever.retrieve(question, filters, as_of=as_of)
         retrieve_s = time.perf_counter() - started
-        relevant = [n for n in ranked if (n.score or 0.0) >= self.settings.min_similarity]
-        sources = [_citation(i, n) for i, n in enumerate(relevant[: self.settings.context_top_k], start=1)]
-        return Retrieval(question, ranked, sources, round(retrieve_s, 3))
+        covered = ranked.best_similarity >= self.settings.min_similarity
+        chosen = ranked.nodes[: self.settings.context_top_k] if covered else []
+        sources = [_citation(i, n) for i, n in enumerate(chosen, start=1)]
+        return Retrieval(question, ranked.nodes, sources, round(retrieve_s, 3))
 
     def ask(
         self,

@@ -1,13 +1,20 @@
-"""Find the chunks that answer a question: vector search over the store, with
-date and site filters applied inside Chroma.
+"""Find the chunks that answer a question.
+
+Hybrid search: the vector retriever over Chroma and BM25 over the same chunks
+each return candidates (date and site filters applied inside Chroma and as a
+mask in BM25); their ranks are fused, an as-of date makes recent articles
+count more, and a diversity pass keeps near-identical passages and too many
+chunks of one article out of the top results.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
@@ -17,6 +24,7 @@ from .settings import Settings
 from .store import NewsStore
 
 EPOCH = dt.date(1970, 1, 1)
+_WORDS = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -31,38 +39,70 @@ class RetrievalFilters:
     def to_metadata_filters(self) -> MetadataFilters | None:
         filters: list[MetadataFilter] = []
         if self.since:
-            filters.append(MetadataFilter(key="published_day", operator=FilterOperator.GTE, value=_day(self.since)))
+            filters.append(MetadataFilter(key="published_day", operator=FilterOperator.GTE, value=day_number(self.since)))
         if self.until:
-            filters.append(MetadataFilter(key="published_day", operator=FilterOperator.LTE, value=_day(self.until)))
+            filters.append(MetadataFilter(key="published_day", operator=FilterOperator.LTE, value=day_number(self.until)))
         if self.sites:
             filters.append(MetadataFilter(key="site", operator=FilterOperator.IN, value=list(self.sites)))
         if not filters:
             return None
         return MetadataFilters(filters=filters, condition=FilterCondition.AND)
 
+    def keyword_mask(self, days: np.ndarray, sites: np.ndarray) -> np.ndarray | None:
+        """The same filters as a 0/1 mask over the BM25 corpus."""
+        if self.is_empty():
+            return None
+        keep = np.ones(len(days), dtype=bool)
+        if self.since:
+            keep &= days >= day_number(self.since)
+        if self.until:
+            keep &= days <= day_number(self.until)
+        if self.sites:
+            keep &= np.isin(sites, list(self.sites))
+        return keep.astype(np.int8)
 
-def _day(date: dt.date) -> int:
+
+def day_number(date: dt.date) -> int:
     return (date - EPOCH).days
 
 
-class NewsRetriever:
-    """Ranked chunks for a question; ``score`` is the cosine similarity to the question."""
+@dataclass
+class RankedChunks:
+    nodes: list[NodeWithScore]  # best first; score = fused score
+    best_similarity: float  # highest cosine similarity among the vector candidates (relevance gate)
 
+
+class NewsRetriever:
     def __init__(self, settings: Settings, store: NewsStore):
         self.settings = settings
+        self.store = store
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embedding_model(settings))
 
     def retrieve(
         self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
-    ) -> list[NodeWithScore]:
-        """``as_of`` is the day the question is asked: articles published after it do not exist yet."""
+    ) -> RankedChunks:
+        """``as_of`` is the day the question is asked: later articles do not exist yet, recent ones count more."""
+        s = self.settings
         filters = filters or RetrievalFilters()
         if as_of is not None:
-            limit = as_of + dt.timedelta(days=self.settings.as_of_grace_days)
+            limit = as_of + dt.timedelta(days=s.as_of_grace_days)
             filters = replace(filters, until=min(filters.until, limit) if filters.until else limit)
+
+        vector_nodes = self._vector_search(question, filters) if s.retrieval_mode in ("hybrid", "vector") else []
+        best_similarity = max((n.score or 0.0 for n in vector_nodes), default=0.0)
+        keyword_nodes = self._keyword_search(question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
+        if s.retrieval_mode == "bm25" and keyword_nodes:
+            best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
+
+        fused = fuse_ranks([vector_nodes, keyword_nodes], [s.vector_weight, 1.0 - s.vector_weight], s.rrf_k)
+        if as_of is not None and s.recency_half_life_days > 0:
+            apply_recency(fused, as_of, s.recency_half_life_days)
+        diverse = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard)
+        return RankedChunks(diverse[: s.retrieve_top_k], best_similarity)
+
+    def _vector_search(self, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
         retriever = self.index.as_retriever(
-            similarity_top_k=self.settings.retrieve_top_k,
-            filters=filters.to_metadata_filters(),
+            similarity_top_k=self.settings.candidates, filters=filters.to_metadata_filters()
         )
         nodes = retriever.retrieve(question)
         for node in nodes:
@@ -70,3 +110,65 @@ class NewsRetriever:
             # space distance = 1 - cosine, so undo it to get a cosine we can threshold.
             node.score = 1.0 + math.log(node.score) if node.score else 0.0
         return nodes
+
+    def _keyword_search(self, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
+        keyword = self.store.keyword_index()
+        if keyword is None:
+            return []
+        mask = filters.keyword_mask(keyword.days, keyword.sites)
+        if mask is not None and not mask.any():
+            return []
+        return keyword.search(question, self.settings.candidates, mask)
+
+
+# Fusion is written here rather than with llama-index's QueryFusionRetriever: that
+# one keys candidates by content hash and overwrites their scores, while we need
+# per-retriever weights and the vector cosine kept for the relevance gate.
+def fuse_ranks(rankings: list[list[NodeWithScore]], weights: list[float], k: float) -> list[NodeWithScore]:
+    """Weighted reciprocal rank fusion: score = sum of weight / (k + rank)."""
+    scores: dict[str, float] = {}
+    nodes: dict[str, NodeWithScore] = {}
+    for ranking, weight in zip(rankings, weights):
+        if weight <= 0:
+            continue
+        for rank, node in enumerate(ranking, start=1):
+            key = node.node.node_id
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+            nodes.setdefault(key, node)
+    fused = [NodeWithScore(node=nodes[key].node, score=score) for key, score in scores.items()]
+    fused.sort(key=lambda n: n.score, reverse=True)
+    return fused
+
+
+def apply_recency(nodes: list[NodeWithScore], as_of: dt.date, half_life_days: float) -> None:
+    """Halve a chunk's score for every ``half_life_days`` its article is older than ``as_of``.
+
+    Undated articles count as one half-life old: neither preferred nor buried.
+    """
+    today = day_number(as_of)
+    for node in nodes:
+        published = int(node.node.metadata.get("published_day", -1))
+        age = half_life_days if published < 0 else max(0, today - published)
+        node.score = (node.score or 0.0) * 0.5 ** (age / half_life_days)
+    nodes.sort(key=lambda n: n.score, reverse=True)
+
+
+def diversify(nodes: list[NodeWithScore], max_per_article: int, duplicate_jaccard: float) -> list[NodeWithScore]:
+    """Drop chunks beyond ``max_per_article`` per article and near-duplicates of a better chunk
+    (the same wire story on two sites): word-set Jaccard similarity at or above the threshold."""
+    kept: list[NodeWithScore] = []
+    kept_words: list[set[str]] = []
+    per_article: dict[str, int] = {}
+    for node in nodes:
+        article = node.node.metadata.get("article_id") or node.node.ref_doc_id or node.node.node_id
+        if max_per_article and per_article.get(article, 0) >= max_per_article:
+            continue
+        words = set(_WORDS.findall(node.node.get_content().lower()))
+        if duplicate_jaccard < 1.0 and any(
+            len(words & other) / (len(words | other) or 1) >= duplicate_jaccard for other in kept_words
+        ):
+            continue
+        kept.append(node)
+        kept_words.append(words)
+        per_article[article] = per_article.get(article, 0) + 1
+    return kept

@@ -44,10 +44,17 @@ class Settings(BaseSettings):
     max_article_bytes: int = Field(5_000_000, description="Larger single-article files are refused.")
 
     # --- retrieval -------------------------------------------------------
-    retrieve_top_k: int = Field(10, description="Chunks retrieved per question.")
-    context_top_k: int = Field(4, description="Chunks given to the model as numbered sources.")
-    min_similarity: float = Field(0.30, description="Chunks below this cosine similarity count as not relevant.")
+    retrieval_mode: Literal["hybrid", "vector", "bm25"] = Field("hybrid", description="Which retrievers feed the fusion.")
+    candidates: int = Field(30, description="Candidates each retriever returns before fusion.")
+    vector_weight: float = Field(0.5, description="Weight of the vector ranking in rank fusion (BM25 gets the rest).")
+    rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant.")
+    recency_half_life_days: float = Field(30.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
+    max_chunks_per_article: int = Field(2, description="At most this many chunks of one article in the results.")
+    duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")
+    retrieve_top_k: int = Field(10, description="Chunks returned after fusion and diversity.")
+    context_top_k: int = Field(4, description="Chunks given to the model as numbered sources.")
+    min_similarity: float = Field(0.30, description="If no chunk reaches this cosine similarity, the question counts as not covered.")
 
     # --- answering -------------------------------------------------------
     llm_backend: Literal["packaged", "gguf", "ollama", "openai"] = "packaged"

@@ -5,7 +5,10 @@ article's content hash so unchanged articles are never embedded twice.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -17,6 +20,8 @@ from .settings import Settings, env_name
 
 CHROMA_FILE = "chroma.sqlite3"
 DOCSTORE_FILE = "docstore.json"
+KEYWORD_DIR = "bm25"
+KEYWORD_META = "assistant-bm25.json"
 STATS_PAGE = 5000
 
 
@@ -101,6 +106,64 @@ def chroma_client(settings: Settings, create: bool):
         raise AssistantError(f"{index_dir} holds a Chroma store that cannot be opened ({exc})") from exc
 
 
+class KeywordIndex:
+    """BM25 over the same chunks as Chroma (llama-index's BM25Retriever on bm25s), persisted
+    beside the index and rebuilt from Chroma whenever the chunk count it was built for changed.
+
+    Also keeps per-chunk publication days and sites as arrays, so date and site
+    filters become one vectorized weight mask instead of a Python loop per query.
+    """
+
+    def __init__(self, retriever, chunk_count: int):
+        import numpy as np
+
+        self.retriever = retriever
+        self.chunk_count = chunk_count
+        corpus = retriever.corpus
+        self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
+        self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
+
+    @classmethod
+    def build(cls, nodes, chunk_count: int, folder: Path | None):
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        if not nodes:
+            return None
+        retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10)
+        index = cls(retriever, chunk_count)
+        if folder is not None:
+            tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            retriever.persist(str(tmp))
+            (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count}), encoding="utf-8")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)  # readers see the old index or the new one, never half
+        return index
+
+    @classmethod
+    def load(cls, folder: Path):
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        meta = folder / KEYWORD_META
+        if not meta.exists():
+            return None
+        chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
+        return cls(BM25Retriever.from_persist_dir(str(folder)), chunk_count)
+
+    def search(self, question: str, top_k: int, mask=None):
+        """Best chunks for the question; ``mask`` (0/1 per chunk) restricts the candidates."""
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        top_k = min(top_k, len(self.days))
+        # A per-query retriever sharing the built bm25s index: cheap, and thread-safe
+        # unlike changing the shared retriever's mask.
+        retriever = BM25Retriever(existing_bm25=self.retriever.bm25, similarity_top_k=top_k,
+                                  corpus_weight_mask=None if mask is None else mask.tolist(),
+                                  skip_stemming=self.retriever.skip_stemming)
+        return [n for n in retriever.retrieve(question) if n.score and n.score > 0]
+
+
 class NewsStore:
     """Chroma collection + docstore for one index, and ingestion into them."""
 
@@ -121,6 +184,8 @@ class NewsStore:
             settings.collection, metadata={"hnsw:space": "cosine"}
         )
         self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        self._keyword: KeywordIndex | None = None
+        self._keyword_lock = threading.RLock()
         self.docstore_path = settings.index_dir / DOCSTORE_FILE
         if self.docstore_path.exists():
             self.docstore = SimpleDocumentStore.from_persist_path(str(self.docstore_path))
@@ -164,6 +229,8 @@ class NewsStore:
                 self._persist_docstore()
                 bar.update(len(batch))
                 bar.set_postfix(chunks=report.chunks_written)
+        if report.added or report.updated or not (self.keyword_dir / KEYWORD_META).exists():
+            self.refresh_keyword_index()
         return report
 
     @staticmethod
@@ -184,6 +251,39 @@ class NewsStore:
         tmp = self.docstore_path.with_suffix(".json.tmp")
         self.docstore.persist(str(tmp))
         os.replace(tmp, self.docstore_path)
+
+    # -- keyword index -------------------------------------------------------
+    @property
+    def keyword_dir(self) -> Path:
+        # Server mode: one keyword index per server and collection, kept locally.
+        name = KEYWORD_DIR if not self.settings.server_mode else (
+            f"{KEYWORD_DIR}-{self.settings.chroma_host}-{self.settings.chroma_port}-{self.settings.collection}")
+        return self.settings.index_dir / name
+
+    def keyword_index(self) -> KeywordIndex | None:
+        """The BM25 index, loaded once, rebuilt if Chroma's chunk count moved since it was built."""
+        with self._keyword_lock:
+            if self._keyword is None and self.keyword_dir.exists():
+                self._keyword = KeywordIndex.load(self.keyword_dir)
+            if self._keyword is None or self._keyword.chunk_count != self.collection.count():
+                self.refresh_keyword_index()
+            return self._keyword
+
+    def refresh_keyword_index(self) -> None:
+        self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir)
+
+    def all_nodes(self):
+        """Every chunk as a llama-index node (text and metadata, no embedding), read page by page."""
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        nodes = []
+        total = self.collection.count()
+        for offset in range(0, total, STATS_PAGE):
+            page = self.collection.get(include=["documents", "metadatas"], limit=STATS_PAGE, offset=offset)
+            for text, meta in zip(page["documents"], page["metadatas"]):
+                node = metadata_dict_to_node(meta, text=text)
+                nodes.append(node)
+        return nodes
 
     # -- reading -----------------------------------------------------------
     def chunk_count(self) -> int:

@@ -28,8 +28,11 @@ def load_questions() -> list[dict]:
 
 
 def choose_weeks(questions: list[dict], n: int, seed: int) -> list[str]:
+    # A seeded shuffle, then the first n: a smaller set is a subset of a larger one
+    # with the same seed, so their per-week indexes share the embedding cache.
     weeks = sorted({q["week"] for q in questions if q["answer_article_ids"]})
-    return sorted(random.Random(seed).sample(weeks, n))
+    random.Random(seed).shuffle(weeks)
+    return sorted(weeks[:n])
 
 
 def week_texts(questions: list[dict], weeks: list[str]) -> dict[str, str]:
