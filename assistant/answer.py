@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from llama_index.core import get_response_synthesizer
+from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT as CONDENSE_PROMPT
 from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
@@ -53,6 +54,7 @@ CHOICE_PROMPT = ChatPromptTemplate(
     ]
 )
 LETTERS = "ABCDEFGH"
+CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
 _CITATION = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*(?:,|and)\s*(?:sources?\s*)?\d+)*)\]", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 _REFUSAL_CORE = "do not cover this question"
@@ -96,6 +98,7 @@ class Answer:
     refused: bool = False
     sources: list[Citation] = field(default_factory=list)  # every numbered source the model saw
     context: str = ""  # the sources text exactly as given to the model
+    standalone_question: str | None = None  # a follow-up rewritten with the chat history
 
     def as_dict(self) -> dict:
         return {
@@ -105,6 +108,7 @@ class Answer:
             "retrieved": self.retrieved,
             "timings": self.timings,
             "refused": self.refused,
+            "standalone_question": self.standalone_question or self.question,
         }
 
 
@@ -156,9 +160,32 @@ class NewsAssistant:
         on_token: Callable[[str], None] | None = None,
         as_of: dt.date | None = None,
         choices: list[str] | None = None,
+        history: list[tuple[str, str]] | None = None,
     ) -> Answer:
-        """Answer with citations; ``choices`` turns it into a multiple-choice pick."""
-        return self.answer(self.retrieve(question, filters, as_of), on_token=on_token, choices=choices)
+        """Answer with citations; ``choices`` turns it into a multiple-choice pick; with
+        ``history`` (earlier question/answer pairs) a follow-up is first made standalone."""
+        question = self.check_question(question)
+        standalone = self.condense(question, history) if history else question
+        answer = self.answer(self.retrieve(standalone, filters, as_of), on_token=on_token, choices=choices)
+        answer.question = question
+        answer.standalone_question = standalone
+        return answer
+
+    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
+        """Rewrite a follow-up ("and what about Honda?") into a standalone question with the
+        chat history, using llama-index's condense-question prompt."""
+        turns = history[-CONDENSE_TURNS:]
+        history_text = "\n".join(f"Human: {q}\nAssistant: {_strip_citations(a)}" for q, a in turns)
+        with self._llm_lock:
+            try:
+                rewritten = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text, question=question)
+            except Exception as exc:  # same one-line error as answering
+                raise AssistantError(f"the LLM backend '{self.settings.llm_backend}' failed ({type(exc).__name__}: {exc})") from exc
+        rewritten = rewritten.strip().splitlines()[0].strip().strip('"').strip() if rewritten.strip() else ""
+        # A rewrite that is empty or balloons is not trusted: fall back to the last question plus the follow-up.
+        if not rewritten or len(rewritten) > 3 * len(question) + 200:
+            rewritten = f"{turns[-1][0]} {question}"
+        return rewritten
 
     def answer(
         self,
@@ -193,14 +220,17 @@ class NewsAssistant:
             started = time.perf_counter()
             first_token_s = None
             pieces: list[str] = []
+            shown = CitationStream({s.n for s in retrieval.sources})
             try:
                 response = synthesizer.synthesize(query, nodes=nodes)
                 for token in response.response_gen:
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - started
                     pieces.append(token)
-                    if on_token is not None:
-                        on_token(token)
+                    if on_token is not None and (visible := shown.feed(token)):
+                        on_token(visible)
+                if on_token is not None and (rest := shown.flush()):
+                    on_token(rest)
             except AssistantError:
                 raise
             except Exception as exc:  # network backends fail in many ways; name the setting
@@ -235,6 +265,50 @@ def _source_block(source: Citation) -> str:
     return f"[{source.n}] {source.title}{f' ({about})' if about else ''}\n{source.text}"
 
 
+class CitationStream:
+    """Filters streamed tokens so a reader never sees a citation that will be removed.
+
+    Text from a "[" is held back until its "]" (or until it clearly is not a
+    citation); a held citation is let through with only the source numbers that
+    exist, exactly as ``resolve_citations`` will rewrite it, so the streamed
+    text does not jump when the final answer replaces it.
+    """
+
+    MAX_HELD = 24
+
+    def __init__(self, valid_numbers: set[int]):
+        self.valid = valid_numbers
+        self.held = ""
+
+    def feed(self, token: str) -> str:
+        out = []
+        for char in token:
+            if self.held:
+                self.held += char
+                if char == "]":
+                    out.append(self._release())
+                elif len(self.held) > self.MAX_HELD:
+                    out.append(self.held)
+                    self.held = ""
+            elif char == "[":
+                self.held = char
+            else:
+                out.append(char)
+        return "".join(out)
+
+    def _release(self) -> str:
+        held, self.held = self.held, ""
+        match = _CITATION.fullmatch(held)
+        if not match:
+            return held
+        numbers = [int(x) for x in re.findall(r"\d+", match.group(1))]
+        return "".join(f"[{n}]" for n in dict.fromkeys(numbers) if n in self.valid)
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return held
+
+
 def resolve_citations(text: str, sources: list[Citation]) -> tuple[str, list[Citation]]:
     """Keep only [n] that name a shown source; an uncited answer gets its best-overlapping source.
 
@@ -263,6 +337,10 @@ def resolve_citations(text: str, sources: list[Citation]) -> tuple[str, list[Cit
         used.add(best.n)
         cleaned = f"{cleaned} [{best.n}]"
     return cleaned, [by_number[n] for n in sorted(used)]
+
+
+def _strip_citations(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", text)).strip()
 
 
 def _overlap(a: str, b: str) -> float:

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with citations")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     ask.add_argument("--since", type=_date, help="only articles published on or after this date")
     ask.add_argument("--until", type=_date, help="only articles published on or before this date")
     ask.add_argument("--site", action="append", default=[], help="only articles from this site (repeatable)")
@@ -101,11 +102,29 @@ def cmd_ask(settings: Settings, args) -> int:
 
     assistant = NewsAssistant(settings)
     filters = RetrievalFilters(since=args.since, until=args.until, sites=tuple(args.site))
-    answer = assistant.ask(args.question, filters=filters, as_of=args.as_of)
+    if args.stream and not args.json:
+        streamed: list[str] = []
+
+        def show(text: str) -> None:
+            streamed.append(text)
+            print(text, end="", flush=True)
+
+        answer = assistant.ask(args.question, filters=filters, as_of=args.as_of, on_token=show)
+        shown = "".join(streamed).strip()
+        if not shown:
+            print(answer.answer, end="")  # answered without the model (nothing relevant found)
+        elif answer.answer.startswith(shown):
+            print(answer.answer[len(shown):], end="")  # e.g. a citation added after the check
+        else:
+            print(f"\n(final) {answer.answer}", end="")
+        print()
+    else:
+        answer = assistant.ask(args.question, filters=filters, as_of=args.as_of)
     if args.json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False))
         return 0
-    print(answer.answer)
+    if not args.stream:
+        print(answer.answer)
     if answer.citations:
         print()
         for c in answer.citations:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import queue
+import re
 import threading
 from typing import Iterator
 
@@ -34,14 +35,30 @@ def format_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def stream_answer(assistant: NewsAssistant, question: str) -> Iterator[str]:
+def history_pairs(history: list) -> list[tuple[str, str]]:
+    """(question, answer) pairs from Gradio's messages history, without the sources block."""
+    pairs, question = [], None
+    for message in history or []:
+        role, content = message.get("role"), message.get("content")
+        if isinstance(content, list):  # Gradio may hand over content blocks
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if role == "user":
+            question = str(content)
+        elif role == "assistant" and question is not None:
+            answer_only = re.split(r"\n\n_Searched for:|\n\*\*Sources\*\*", str(content))[0]
+            pairs.append((question, answer_only.strip()))
+            question = None
+    return pairs
+
+
+def stream_answer(assistant: NewsAssistant, question: str, history: list | None = None) -> Iterator[str]:
     """Yield the answer text as it is generated, then the final text with its sources."""
     tokens: queue.Queue = queue.Queue()
     result: dict = {}
 
     def work():
         try:
-            result["answer"] = assistant.ask(question, on_token=tokens.put)
+            result["answer"] = assistant.ask(question, on_token=tokens.put, history=history_pairs(history))
         except AssistantError as exc:
             result["error"] = str(exc)
         except Exception as exc:  # never show a stack trace in the chat
@@ -58,14 +75,17 @@ def stream_answer(assistant: NewsAssistant, question: str) -> Iterator[str]:
         yield f"Sorry, that failed: {result['error']}"
         return
     answer: Answer = result["answer"]
-    yield answer.answer + "\n" + format_sources(answer)
+    searched = ""
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        searched = f"\n\n_Searched for: {html.escape(answer.standalone_question)}_"
+    yield answer.answer + searched + "\n" + format_sources(answer)
 
 
 def build_app(settings: Settings, assistant: NewsAssistant):
     import gradio as gr
 
     def respond(message: str, history: list) -> Iterator[str]:
-        yield from stream_answer(assistant, message)
+        yield from stream_answer(assistant, message, history)
 
     def ask(question: str, since: str = "", until: str = "", sites: str = "") -> dict:
         """The same JSON object as `python -m assistant ask --json`."""

@@ -45,6 +45,20 @@ class ScriptedLLM(CustomLLM):
         return gen()
 
 
+class ByPromptLLM(ScriptedLLM):
+    """Replies chosen by the first key found in the prompt (else "no idea")."""
+
+    replies: dict = {}
+
+    def complete(self, prompt, formatted=False, **kwargs):
+        self.reply = next((r for k, r in self.replies.items() if k in prompt), "no idea")
+        return super().complete(prompt, formatted, **kwargs)
+
+    def stream_complete(self, prompt, formatted=False, **kwargs):
+        self.reply = next((r for k, r in self.replies.items() if k in prompt), "no idea")
+        return super().stream_complete(prompt, formatted, **kwargs)
+
+
 def make_settings(index_dir: Path, **overrides) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 

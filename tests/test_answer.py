@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -11,7 +12,7 @@ from assistant.errors import AssistantError
 from assistant.retrieval import RetrievalFilters
 from assistant.settings import REFUSAL
 
-from .conftest import ScriptedLLM, make_settings
+from .conftest import ByPromptLLM, ScriptedLLM, make_settings
 
 SEED_ID = "seed-nissan-honda-ev-partnership"
 
@@ -96,3 +97,46 @@ def test_resolve_citations_rules():
     text, cited = resolve_citations("Gas fell [Source 1, 2].", sources)
     assert text == "Gas fell [1][2]." and cited == sources
     assert resolve_citations("", sources) == (REFUSAL, [])
+
+
+def test_streamed_text_never_shows_a_citation_that_is_removed(seed_index):
+    assistant, _ = assistant_with(seed_index, "Honda works with GM [1][7] and Sony [Source 9], see [note].")
+    tokens: list[str] = []
+    answer = assistant.ask("Who did Honda partner with?", on_token=tokens.append)
+    streamed = "".join(tokens)
+    assert "[7]" not in streamed and "9" not in streamed
+    # Same text, up to the space left where a removed citation stood before punctuation.
+    assert re.sub(r"\s+([.,;:])", r"\1", streamed).strip() == answer.answer
+
+
+def test_citation_stream_filter_token_by_token():
+    from assistant.answer import CitationStream
+
+    stream = CitationStream({1, 2})
+    pieces = [stream.feed(t) for t in ["Gas fell", " [", "1", ", 5", "]", " and [", "a long bracketed aside that is not a citation", "]."]]
+    pieces.append(stream.flush())
+    assert "".join(pieces) == "Gas fell [1] and [a long bracketed aside that is not a citation]."
+
+
+def test_follow_up_is_rewritten_with_the_history_before_retrieval(seed_index):
+    llm = ByPromptLLM(prompts=[], replies={
+        "<Standalone question>": "What is Nissan's angle with Fisker?",
+        "Question: What is Nissan's angle with Fisker?": "Nissan may invest in Fisker [1].",
+    })
+    assistant = NewsAssistant(make_settings(seed_index), llm=llm)
+    history = [("Who did Honda partner with for North America?", "Honda partnered with General Motors [1].")]
+    answer = assistant.ask("and what about Nissan and Fisker?", history=history)
+    condense_prompt = llm.prompts[0]
+    assert "Human: Who did Honda partner with for North America?" in condense_prompt
+    assert "Assistant: Honda partnered with General Motors." in condense_prompt  # citation marks removed
+    assert answer.as_dict()["standalone_question"] == "What is Nissan's angle with Fisker?"
+    assert answer.question == "and what about Nissan and Fisker?"
+    assert answer.answer == "Nissan may invest in Fisker [1]."
+    assert "Fisker" in answer.citations[0].text
+
+
+def test_empty_rewrite_falls_back_to_previous_question_plus_follow_up(seed_index):
+    llm = ByPromptLLM(prompts=[], replies={"<Standalone question>": "  ", "Question:": "General Motors [1]."})
+    assistant = NewsAssistant(make_settings(seed_index), llm=llm)
+    answer = assistant.ask("when was that?", history=[("Who did Honda partner with?", "GM [1].")])
+    assert answer.standalone_question == "Who did Honda partner with? when was that?"

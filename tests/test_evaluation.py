@@ -18,7 +18,7 @@ from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.evaluation.scoring import compute_metrics, contains_answer, fold, pick_choice, token_f1
 
-from .conftest import REPO, ScriptedLLM, make_settings
+from .conftest import REPO, ByPromptLLM as ByQuestionLLM, make_settings
 from .test_cli import run_cli
 
 
@@ -83,7 +83,7 @@ def test_metrics_on_a_hand_made_set():
     assert m["refusal_unanswerable"] == pytest.approx(0.5)
     assert m["refusal_answerable"] == pytest.approx(0.25)
     assert m["latency_p50_s"] == pytest.approx(3.0)  # of 2, 4, 6, 8, 0.1, 0.1
-    assert m["tokens_per_s"] == pytest.approx(50 / 5)
+    assert m["tokens_per_s"] == pytest.approx(50 / (0.8 + 2.6 + 0 + 0.4), abs=0.01)  # after the first token
     assert m["first_token_p50_s"] == pytest.approx(0.4)
 
 
@@ -109,20 +109,6 @@ def test_question_formats(tmp_path):
         load_questions(dup)
 
 
-class ByQuestionLLM(ScriptedLLM):
-    """Replies chosen by a keyword of the question in the prompt."""
-
-    replies: dict = {}
-
-    def complete(self, prompt, formatted=False, **kwargs):
-        self.reply = next((r for k, r in self.replies.items() if k in prompt), "no idea")
-        return super().complete(prompt, formatted, **kwargs)
-
-    def stream_complete(self, prompt, formatted=False, **kwargs):
-        self.reply = next((r for k, r in self.replies.items() if k in prompt), "no idea")
-        return super().stream_complete(prompt, formatted, **kwargs)
-
-
 def test_runner_with_articles_file_writes_all_outputs(tmp_path):
     articles = tmp_path / "articles.jsonl"
     articles.write_text("\n".join(json.dumps(a) for a in [
@@ -139,8 +125,8 @@ def test_runner_with_articles_file_writes_all_outputs(tmp_path):
          "answer_article_ids": ["honda"], "choices": ["Ford", "General Motors"], "date": "2024-03-12", "source": "B"},
         {"id": "u", "question": "Who won the 1998 chess olympiad?", "answers": ["Russia"], "answerable": False},
     ]), encoding="utf-8")
-    llm = ByQuestionLLM(prompts=[], replies={"Choices": "B. General Motors [1]", "gas": "They fell 12 cents [1].",
-                                             "Honda": "Honda partnered with Ford [1]."})
+    llm = ByQuestionLLM(prompts=[], replies={"Choices": "B. General Motors [1]", "Question: How much": "They fell 12 cents [1].",
+                                             "Question: Who did Honda": "Honda partnered with Ford [1]."})
     out = tmp_path / "run"
     options = EvalOptions(questions=questions, out=out, articles=articles, choices=True, cache_dir=tmp_path / "cache",
                           show_progress=False)

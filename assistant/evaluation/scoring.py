@@ -113,7 +113,9 @@ def compute_metrics(records: list[dict]) -> dict:
     metrics["latency_p95_s"] = _quantile(latencies, 0.95)
     first_tokens = [r["timings"]["first_token_s"] for r in generated if "first_token_s" in r.get("timings", {})]
     metrics["first_token_p50_s"] = _quantile(first_tokens, 0.50)
+    # Decoding speed: tokens over the time after the first token (prompt processing excluded).
     tokens = sum(r["timings"].get("answer_tokens", 0.0) for r in generated)
-    seconds = sum(r["timings"].get("generate_s", 0.0) for r in generated)
+    seconds = sum(max(0.0, r["timings"].get("generate_s", 0.0) - r["timings"].get("first_token_s", 0.0))
+                  for r in generated)
     metrics["tokens_per_s"] = round(tokens / seconds, 2) if seconds > 0 and tokens > 0 else None
     return metrics
