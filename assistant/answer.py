@@ -22,6 +22,8 @@ from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
+from .chunking import embedding_model
+from .context import SentenceSelector
 from .errors import AssistantError
 from .llm import build_llm, count_tokens
 from .retrieval import NewsRetriever, RetrievalFilters
@@ -119,6 +121,8 @@ class NewsAssistant:
         self.settings = settings
         self.store = store or NewsStore(settings)
         self.retriever = NewsRetriever(settings, self.store)
+        embed = embedding_model(settings)
+        self.selector = SentenceSelector(embed, embed._model.tokenizer, settings.context_budget_tokens)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.
         self._llm_lock = threading.Lock()
@@ -147,11 +151,14 @@ class NewsAssistant:
         question = self.check_question(question)
         started = time.perf_counter()
         ranked = self.retriever.retrieve(question, filters, as_of=as_of)
-        retrieve_s = time.perf_counter() - started
         covered = ranked.best_similarity >= self.settings.min_similarity
-        chosen = ranked.nodes[: self.settings.context_top_k] if covered else []
-        sources = [_citation(i, n) for i, n in enumerate(chosen, start=1)]
-        return Retrieval(question, ranked.nodes, sources, round(retrieve_s, 3))
+        sources: list[Citation] = []
+        if covered and self.settings.context_mode == "sentences":
+            passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates])
+            sources = [_citation(i, p.node, p.text) for i, p in enumerate(passages, start=1)]
+        elif covered:
+            sources = [_citation(i, n) for i, n in enumerate(ranked.nodes[: self.settings.context_top_k], start=1)]
+        return Retrieval(question, ranked.nodes, sources, round(time.perf_counter() - started, 3))
 
     def ask(
         self,
@@ -247,7 +254,7 @@ class NewsAssistant:
         }
 
 
-def _citation(n: int, node: NodeWithScore) -> Citation:
+def _citation(n: int, node: NodeWithScore, passage: str | None = None) -> Citation:
     meta = node.node.metadata
     return Citation(
         n=n,
@@ -256,7 +263,7 @@ def _citation(n: int, node: NodeWithScore) -> Citation:
         site=meta.get("site", ""),
         published=meta.get("published", ""),
         url=meta.get("url", ""),
-        text=node.node.get_content(),  # the passage alone, without the metadata header
+        text=passage if passage is not None else node.node.get_content(),  # without the metadata header
     )
 
 

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="first N questions only")
     ev.add_argument("--workers", type=int, default=1, help="questions answered in parallel")
     ev.add_argument("--cache", type=Path, default=Path(".cache"), help="embedding cache folder (default .cache)")
+    ev.add_argument("--keep-indexes", type=Path, metavar="DIR",
+                    help="keep the temporary indexes in DIR and reuse them when the same articles come again")
 
     stats = commands.add_parser("stats", help="what the index holds")
     stats.add_argument("--json", action="store_true")
@@ -164,7 +166,7 @@ def cmd_eval(settings: Settings, args) -> int:
     options = EvalOptions(
         questions=Path(args.target[0]), out=args.out, articles=args.articles, per_week=args.per_week,
         retrieval_only=args.retrieval_only, choices=args.choices, limit=args.limit,
-        workers=max(1, args.workers), cache_dir=args.cache,
+        workers=max(1, args.workers), cache_dir=args.cache, index_cache=args.keep_indexes,
     )
     metrics = run_evaluation(settings, options)
     print(metrics_table(metrics))

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     max_chunks_per_article: int = Field(2, description="At most this many chunks of one article in the results.")
     duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")
     retrieve_top_k: int = Field(10, description="Chunks returned after fusion and diversity.")
-    context_top_k: int = Field(4, description="Chunks given to the model as numbered sources.")
+    context_mode: Literal["sentences", "chunks"] = Field("sentences", description="Give the model selected sentences or whole chunks.")
+    context_candidates: int = Field(8, description="sentences mode: top chunks whose sentences compete for the budget.")
+    context_budget_tokens: int = Field(450, description="sentences mode: token budget of what the model reads.")
+    context_top_k: int = Field(4, description="chunks mode: chunks given to the model as numbered sources.")
     min_similarity: float = Field(0.30, description="If no chunk reaches this cosine similarity, the question counts as not covered.")
 
     # --- answering -------------------------------------------------------

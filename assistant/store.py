@@ -149,7 +149,7 @@ class KeywordIndex:
         if not meta.exists():
             return None
         chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
-        return cls(BM25Retriever.from_persist_dir(str(folder)), chunk_count)
+        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count)
 
     def search(self, question: str, top_k: int, mask=None):
         """Best chunks for the question; ``mask`` (0/1 per chunk) restricts the candidates."""

@@ -3,48 +3,42 @@
     python -m benchmarks.tune_retrieval --questions .cache/sets/dev-30w.jsonl \
         --set recency_half_life_days=7,30,0 --set vector_weight=0.3,0.5,0.7
 
-Builds one persistent index per week under .cache/weeks/ (reused between runs;
-chunking settings are part of the folder name), then scores every combination
+Builds one index per week under .cache/indexes/ (the evaluator's --keep-indexes
+folders, reused between runs and by `eval --keep-indexes .cache/indexes`), then scores every combination
 of the given settings with the retrieval metrics of the evaluator.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import sys
 from pathlib import Path
 
 from assistant.answer import NewsAssistant
-from assistant.articles import ArticleLoader
 from assistant.cli import _quiet_libraries
 from assistant.evaluation.questions import load_questions
+from assistant.evaluation.runner import CorpusIndex, EvalOptions, build_index, corpus_groups, load_articles
 from assistant.evaluation.scoring import compute_metrics, contains_answer, first_hit_rank
 from assistant.settings import Settings
-from assistant.store import NewsStore
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = REPO.parent / "shared" / "data" / "realtimeqa" / "articles.jsonl.gz"
-INDEX_KEYS = ("chunk_tokens", "chunk_overlap", "embed_model")
 
 
-def week_indexes(settings: Settings, questions, root: Path) -> dict[str, Settings]:
-    tag = hashlib.sha256(json.dumps({k: str(getattr(settings, k)) for k in INDEX_KEYS}).encode()).hexdigest()[:8]
-    by_week: dict[str, set[str]] = {}
-    for q in questions:
-        by_week.setdefault(q.week, set()).update(q.article_ids)
+def week_indexes(settings: Settings, questions_path: Path, root: Path) -> dict[str, Settings]:
+    """Per-week indexes kept under ``root`` by the evaluator's own machinery (built once, then reused)."""
+    options = EvalOptions(questions=questions_path, out=root, articles=ARTICLES, per_week=True, index_cache=root)
+    questions = load_questions(questions_path)
     articles = None
     out = {}
-    for week, ids in sorted(by_week.items()):
-        week_settings = settings.model_copy(update={"index_dir": root / f"{week}-{tag}"})
-        if not (week_settings.index_dir / "docstore.json").exists():
-            if articles is None:
-                articles = {a.id: a for a in ArticleLoader().load([ARTICLES])}
-            print(f"indexing week {week} ({len(ids)} articles)", file=sys.stderr, flush=True)
-            NewsStore(week_settings, create=True).ingest([articles[i] for i in sorted(ids) if i in articles])
-        out[week] = week_settings
+    for week, group in corpus_groups(questions, options):
+        if articles is None:
+            articles = load_articles(ARTICLES)
+        print(f"week {week}", file=sys.stderr, flush=True)
+        with CorpusIndex(settings, options, group, articles, build_index, week) as week_settings:
+            out[week] = week_settings
     return out
 
 
@@ -81,13 +75,13 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], help="name=v1,v2,... (retrieval settings)")
     parser.add_argument("--index-set", action="append", default=[], help="name=value (chunking settings)")
-    parser.add_argument("--root", type=Path, default=REPO / ".cache" / "weeks")
+    parser.add_argument("--root", type=Path, default=REPO / ".cache" / "indexes")
     args = parser.parse_args()
     _quiet_libraries()
     base = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.index_set)}
     settings = Settings(embed_cache_dir=REPO / ".cache", **base)
     questions = [q for q in load_questions(args.questions) if q.answer_article_ids]
-    indexes = week_indexes(settings, questions, args.root)
+    indexes = week_indexes(settings, args.questions, args.root)
     grid = [(name, [parse_value(v) for v in values.split(",")])
             for name, values in (item.split("=", 1) for item in args.set)]
     names = [name for name, _ in grid]

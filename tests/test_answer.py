@@ -140,3 +140,20 @@ def test_empty_rewrite_falls_back_to_previous_question_plus_follow_up(seed_index
     assistant = NewsAssistant(make_settings(seed_index), llm=llm)
     answer = assistant.ask("when was that?", history=[("Who did Honda partner with?", "GM [1].")])
     assert answer.standalone_question == "Who did Honda partner with? when was that?"
+
+
+def test_sentence_context_keeps_the_answer_sentence_within_budget(seed_index):
+    assistant, llm = assistant_with(seed_index, "Nissan may build the Alaska [1].", context_budget_tokens=60)
+    retrieval = assistant.retrieve("Who did Honda partner with to develop EVs for North America?")
+    tokenizer = assistant.selector.tokenizer
+    body = " ".join(s.text for s in retrieval.sources)
+    assert "General Motors" in body
+    assert len(tokenizer.tokenize(body)) <= 60
+    assert "Fisker" not in body  # an unrelated paragraph does not fit the budget
+    assert retrieval.context.startswith("[1] Nissan and Honda explore an EV and software partnership")
+
+
+def test_chunk_context_mode_gives_whole_chunks(seed_index):
+    assistant, _ = assistant_with(seed_index, "x [1].", context_mode="chunks", context_top_k=1)
+    [source] = assistant.retrieve("What is Nissan's Fisker angle?").sources
+    assert "Alaska pickup truck" in source.text and len(source.text) > 500

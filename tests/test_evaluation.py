@@ -214,3 +214,30 @@ def test_killed_run_resumes_with_every_question_once(tmp_path, seed_index):
     ids = [json.loads(line)["id"] for line in results.read_text().splitlines()]
     assert sorted(ids) == sorted(f"q{i}" for i in range(len(asks)))
     assert json.loads((out / "metrics.json").read_text())["n"] == len(asks)
+
+
+def test_kept_indexes_are_reused(tmp_path):
+    from assistant.evaluation.runner import build_index
+
+    articles = tmp_path / "a.jsonl"
+    articles.write_text(json.dumps({"id": "x", "text": "Oil prices rose on Monday.", "published": "2024-01-02"}) + "\n",
+                        encoding="utf-8")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "1", "week": "20240105", "question": "What did oil prices do?",
+                                     "answers": ["rose"], "answer_article_ids": ["x"], "article_ids": ["x"]}) + "\n",
+                         encoding="utf-8")
+    built = []
+
+    def counting_builder(settings, chosen):
+        built.append([a.id for a in chosen])
+        build_index(settings, chosen)
+
+    counting_builder.__name__ = "build_index"
+    for run in ("r1", "r2"):
+        metrics = run_evaluation(make_settings(tmp_path / "unused"), EvalOptions(
+            questions=questions, out=tmp_path / run, articles=articles, per_week=True, retrieval_only=True,
+            cache_dir=tmp_path / "cache", index_cache=tmp_path / "indexes", show_progress=False),
+            index_builder=counting_builder)
+        assert metrics["hit@1"] == 1.0
+    assert built == [["x"]]  # built once, reused by the second run
+    assert len(list((tmp_path / "indexes").iterdir())) == 1

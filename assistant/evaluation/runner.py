@@ -12,6 +12,7 @@ questions already there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -32,6 +33,8 @@ from .questions import Question, load_questions
 from .scoring import METRIC_KEYS, compute_metrics, contains_answer, first_hit_rank, pick_choice, token_f1
 
 RESULTS = "results.jsonl"
+COMPLETE_MARK = ".complete"
+INDEX_KEYS = ("chunk_tokens", "chunk_overlap", "embed_model")  # settings that change what is indexed
 METRICS = "metrics.json"
 _CITATION_MARK = r"\[\d+\]"
 
@@ -47,6 +50,7 @@ class EvalOptions:
     limit: int | None = None
     workers: int = 1
     cache_dir: Path = Path(".cache")
+    index_cache: Path | None = None  # keep per-corpus indexes here and reuse them in later runs
     show_progress: bool = True
 
 
@@ -72,10 +76,10 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
     remaining = [q for q in questions if q.id not in done]
     settings = settings.model_copy(update={"embed_cache_dir": settings.embed_cache_dir or options.cache_dir})
     engine_factory = engine_factory or (lambda s: NewsAssistant(s))
-    index_builder = index_builder or _build_index
+    index_builder = index_builder or build_index
 
-    groups = _corpus_groups(remaining, options)
-    articles = _load_articles(options.articles) if options.articles and remaining else {}
+    groups = corpus_groups(remaining, options)
+    articles = load_articles(options.articles) if options.articles and remaining else {}
     writer = _ResultWriter(results_path)
     progress = tqdm(total=len(questions), initial=len(questions) - len(remaining), unit="question", desc="eval",
                     disable=not options.show_progress, file=sys.stderr)
@@ -84,7 +88,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
             if not group:
                 continue
             progress.set_description(f"eval {label}: indexing" if options.articles else "eval")
-            with _corpus(settings, options, group, articles, index_builder, label) as group_settings:
+            with CorpusIndex(settings, options, group, articles, index_builder, label) as group_settings:
                 progress.set_description(f"eval {label}")
                 engine = engine_factory(group_settings)
                 tokenizer = embedding_model(group_settings)._model.tokenizer
@@ -117,7 +121,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
 
 
 # -- corpora -----------------------------------------------------------------
-def _corpus_groups(questions: list[Question], options: EvalOptions) -> list[tuple[str, list[Question]]]:
+def corpus_groups(questions: list[Question], options: EvalOptions) -> list[tuple[str, list[Question]]]:
     if not options.per_week:
         return [("all", questions)]
     weeks: dict[str, list[Question]] = {}
@@ -128,7 +132,7 @@ def _corpus_groups(questions: list[Question], options: EvalOptions) -> list[tupl
     return sorted(weeks.items())
 
 
-def _load_articles(path: Path) -> dict[str, Article]:
+def load_articles(path: Path) -> dict[str, Article]:
     loader = ArticleLoader()
     articles = {a.id: a for a in loader.load([path])}
     if not articles:
@@ -136,7 +140,7 @@ def _load_articles(path: Path) -> dict[str, Article]:
     return articles
 
 
-class _corpus:
+class CorpusIndex:
     """Context manager giving the settings of the index a group of questions is asked against."""
 
     def __init__(self, settings, options, group, articles, index_builder, label):
@@ -153,9 +157,19 @@ class _corpus:
             chosen = [self.articles[i] for i in wanted if i in self.articles]
         else:
             chosen = list(self.articles.values())
-        self.tmp = tempfile.mkdtemp(prefix=f"eval-{self.label}-")
-        settings = self.settings.model_copy(update={"index_dir": Path(self.tmp), "chroma_host": None})
-        self.index_builder(settings, chosen)
+        if self.options.index_cache is None:
+            self.tmp = tempfile.mkdtemp(prefix=f"eval-{self.label}-")
+            settings = self.settings.model_copy(update={"index_dir": Path(self.tmp), "chroma_host": None})
+            self.index_builder(settings, chosen)
+            return settings
+        # Kept indexes: the same articles, chunking and builder give the same index, so reuse it.
+        folder = self.options.index_cache / index_key(self.settings, self.label, [a.id for a in chosen],
+                                                       self.index_builder.__name__)
+        settings = self.settings.model_copy(update={"index_dir": folder, "chroma_host": None})
+        if not (folder / COMPLETE_MARK).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            self.index_builder(settings, chosen)
+            (folder / COMPLETE_MARK).touch()
         return settings
 
     def __exit__(self, *exc) -> None:
@@ -163,7 +177,12 @@ class _corpus:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _build_index(settings: Settings, articles: list[Article]) -> None:
+def index_key(settings: Settings, label: str, article_ids: list[str], builder: str) -> str:
+    recipe = [builder, {k: str(getattr(settings, k)) for k in INDEX_KEYS}, sorted(article_ids)]
+    return f"{label}-{hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]}"
+
+
+def build_index(settings: Settings, articles: list[Article]) -> None:
     NewsStore(settings, create=True).ingest(articles, show_progress=False)
 
 

@@ -1,0 +1,108 @@
+"""Select what the model reads: the best sentences of the top chunks, within a token budget.
+
+A 0.5B model answers well from a few hundred tokens and badly from a few
+thousand, so instead of whole chunks it gets the sentences that best match the
+question. Each sentence is scored by cosine similarity with the question (one
+batched embedding call over short sentences, cheap next to generation) plus the
+share of the question's content words it contains plus a small prior for the
+chunk's rank; the best sentences (with the neighbours of the very best, for
+context) are kept in article order under their source's number and title.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+from llama_index.core.schema import NodeWithScore
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be been by did do does for from had has have he her his how in is it its of on or "
+    "she that the their they this to was were what when where which who whom why will with would you "
+    "this week recently latest new according said".split()
+)
+
+
+@dataclass
+class Passage:
+    node: NodeWithScore
+    text: str  # the selected sentences, in article order
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+class SentenceSelector:
+    def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
+                 keyword_weight: float = 0.3, rank_weight: float = 0.05):
+        self.embed_model = embed_model
+        self.tokenizer = tokenizer
+        self.budget = budget_tokens
+        self.neighbours = neighbours
+        self.keyword_weight = keyword_weight
+        self.rank_weight = rank_weight
+        self._split = split_by_sentence_tokenizer()
+
+    def sentences(self, text: str) -> list[str]:
+        out = []
+        for line in text.split("\n"):
+            out.extend(s.strip() for s in self._split(line) if s.strip())
+        return out
+
+    def select(self, question: str, nodes: list[NodeWithScore]) -> list[Passage]:
+        """Passages (one per chunk that contributes a sentence), best chunk first."""
+        units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
+        per_chunk: list[list[str]] = []
+        for c, node in enumerate(nodes):
+            sentences = self.sentences(node.node.get_content())
+            per_chunk.append(sentences)
+            units.extend((c, i, s) for i, s in enumerate(sentences))
+        if not units:
+            return []
+        question_vec = np.asarray(self.embed_model.get_query_embedding(question))
+        sentence_vecs = np.asarray(self.embed_model._model.encode(
+            [s for _, _, s in units], batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+        cosine = sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
+        asked = content_words(question)
+        scores = []
+        for (c, _, sentence), cos in zip(units, cosine):
+            overlap = len(asked & content_words(sentence)) / (len(asked) or 1)
+            scores.append(float(cos) + self.keyword_weight * overlap + self.rank_weight / (c + 1))
+        order = sorted(range(len(units)), key=lambda k: scores[k], reverse=True)
+
+        chosen: set[tuple[int, int]] = set()
+        used = 0
+        for rank, k in enumerate(order):
+            c, i, _ = units[k]
+            wanted = [(c, i)]
+            if rank == 0:  # the best sentence brings its neighbours: names and dates are often one sentence away
+                wanted += [(c, j) for j in range(i - self.neighbours, i + self.neighbours + 1)
+                           if j != i and 0 <= j < len(per_chunk[c])]
+            for key in wanted:
+                if key in chosen:
+                    continue
+                cost = len(self.tokenizer.tokenize(per_chunk[key[0]][key[1]])) + 1
+                if used + cost > self.budget:
+                    continue
+                chosen.add(key)
+                used += cost
+            if used >= self.budget:
+                break
+
+        passages = []
+        for c, node in enumerate(nodes):
+            picked = sorted(i for cc, i in chosen if cc == c)
+            if not picked:
+                continue
+            parts, last = [], None
+            for i in picked:
+                if last is not None and i != last + 1:
+                    parts.append("...")
+                parts.append(per_chunk[c][i])
+                last = i
+            passages.append(Passage(node=node, text=" ".join(parts)))
+        return passages
