@@ -24,6 +24,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 
 from .chunking import embedding_model
 from .context import SentenceSelector
+from .citations import Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
 from .llm import build_llm, count_tokens
 from .retrieval import NewsRetriever, RetrievalFilters
@@ -57,20 +58,6 @@ CHOICE_PROMPT = ChatPromptTemplate(
 )
 LETTERS = "ABCDEFGH"
 CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
-_CITATION = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*(?:,|and)\s*(?:sources?\s*)?\d+)*)\]", re.IGNORECASE)
-_WORD = re.compile(r"[a-z0-9]+")
-_REFUSAL_CORE = "do not cover this question"
-
-
-@dataclass
-class Citation:
-    n: int
-    article_id: str
-    title: str
-    site: str
-    published: str
-    url: str
-    text: str
 
 
 @dataclass
@@ -101,6 +88,7 @@ class Answer:
     sources: list[Citation] = field(default_factory=list)  # every numbered source the model saw
     context: str = ""  # the sources text exactly as given to the model
     standalone_question: str | None = None  # a follow-up rewritten with the chat history
+    checks: list[SentenceCheck] = field(default_factory=list)  # how each sentence's citation was checked
 
     def as_dict(self) -> dict:
         return {
@@ -111,6 +99,7 @@ class Answer:
             "timings": self.timings,
             "refused": self.refused,
             "standalone_question": self.standalone_question or self.question,
+            "checks": [c.as_dict() for c in self.checks],
         }
 
 
@@ -123,6 +112,7 @@ class NewsAssistant:
         self.retriever = NewsRetriever(settings, self.store)
         embed = embedding_model(settings)
         self.selector = SentenceSelector(embed, embed._model.tokenizer, settings.context_budget_tokens)
+        self.checker = CitationChecker(embed, settings.citation_min_support)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.
         self._llm_lock = threading.Lock()
@@ -182,7 +172,7 @@ class NewsAssistant:
         """Rewrite a follow-up ("and what about Honda?") into a standalone question with the
         chat history, using llama-index's condense-question prompt."""
         turns = history[-CONDENSE_TURNS:]
-        history_text = "\n".join(f"Human: {q}\nAssistant: {_strip_citations(a)}" for q, a in turns)
+        history_text = "\n".join(f"Human: {q}\nAssistant: {strip_citations(a)}" for q, a in turns)
         with self._llm_lock:
             try:
                 rewritten = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text, question=question)
@@ -207,10 +197,14 @@ class NewsAssistant:
             return Answer(retrieval.question, REFUSAL, [], retrieval.retrieved_ids, timings, refused=True)
         text, generation = self._generate(retrieval, on_token, choices)
         timings.update(generation)
-        answer_text, cited = resolve_citations(text, retrieval.sources)
+        if choices:  # a multiple-choice pick is a letter, not a claim to check sentence by sentence
+            checked = self.checker.check_pick(text, retrieval.sources)
+        else:
+            checked = self.checker.check(text, retrieval.sources)
         timings["total_s"] = round(retrieval.retrieve_s + generation["generate_s"], 3)
-        return Answer(retrieval.question, answer_text, cited, retrieval.retrieved_ids, timings,
-                      refused=not cited, sources=retrieval.sources, context=retrieval.context)
+        return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
+                      refused=checked.refused, sources=retrieval.sources, context=retrieval.context,
+                      checks=checked.checks)
 
     def _generate(self, retrieval: Retrieval, on_token, choices) -> tuple[str, dict[str, float]]:
         nodes = [NodeWithScore(node=TextNode(text=_source_block(s)), score=1.0) for s in retrieval.sources]
@@ -272,85 +266,3 @@ def _source_block(source: Citation) -> str:
     return f"[{source.n}] {source.title}{f' ({about})' if about else ''}\n{source.text}"
 
 
-class CitationStream:
-    """Filters streamed tokens so a reader never sees a citation that will be removed.
-
-    Text from a "[" is held back until its "]" (or until it clearly is not a
-    citation); a held citation is let through with only the source numbers that
-    exist, exactly as ``resolve_citations`` will rewrite it, so the streamed
-    text does not jump when the final answer replaces it.
-    """
-
-    MAX_HELD = 24
-
-    def __init__(self, valid_numbers: set[int]):
-        self.valid = valid_numbers
-        self.held = ""
-
-    def feed(self, token: str) -> str:
-        out = []
-        for char in token:
-            if self.held:
-                self.held += char
-                if char == "]":
-                    out.append(self._release())
-                elif len(self.held) > self.MAX_HELD:
-                    out.append(self.held)
-                    self.held = ""
-            elif char == "[":
-                self.held = char
-            else:
-                out.append(char)
-        return "".join(out)
-
-    def _release(self) -> str:
-        held, self.held = self.held, ""
-        match = _CITATION.fullmatch(held)
-        if not match:
-            return held
-        numbers = [int(x) for x in re.findall(r"\d+", match.group(1))]
-        return "".join(f"[{n}]" for n in dict.fromkeys(numbers) if n in self.valid)
-
-    def flush(self) -> str:
-        held, self.held = self.held, ""
-        return held
-
-
-def resolve_citations(text: str, sources: list[Citation]) -> tuple[str, list[Citation]]:
-    """Keep only [n] that name a shown source; an uncited answer gets its best-overlapping source.
-
-    Returns the cleaned answer and the cited sources in number order. A refusal cites nothing.
-    """
-    text = text.strip()
-    # Small models sometimes wrap a quoted sentence in brackets: "[Nissan is ...] [1]".
-    wrapped = re.match(r"\[([^\[\]]{20,})\]", text)
-    if wrapped:
-        text = wrapped.group(1) + text[wrapped.end():]
-    if not text or _REFUSAL_CORE in text.lower():
-        return REFUSAL, []
-    by_number = {s.n: s for s in sources}
-    used: set[int] = set()
-
-    def keep_valid(match: re.Match) -> str:
-        numbers = [int(x) for x in re.findall(r"\d+", match.group(1))]
-        valid = [n for n in dict.fromkeys(numbers) if n in by_number]
-        used.update(valid)
-        return "".join(f"[{n}]" for n in valid)
-
-    cleaned = _CITATION.sub(keep_valid, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-    if not used:
-        best = max(sources, key=lambda s: _overlap(cleaned, s.text))
-        used.add(best.n)
-        cleaned = f"{cleaned} [{best.n}]"
-    return cleaned, [by_number[n] for n in sorted(used)]
-
-
-def _strip_citations(text: str) -> str:
-    return re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", text)).strip()
-
-
-def _overlap(a: str, b: str) -> float:
-    words_a = set(_WORD.findall(a.lower()))
-    words_b = set(_WORD.findall(b.lower()))
-    return len(words_a & words_b) / (len(words_a) or 1)

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     context_top_k: int = Field(4, description="chunks mode: chunks given to the model as numbered sources.")
     min_similarity: float = Field(0.30, description="If no chunk reaches this cosine similarity, the question counts as not covered.")
 
+    citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")
+
     # --- answering -------------------------------------------------------
     llm_backend: Literal["packaged", "gguf", "ollama", "openai"] = "packaged"
     llm_model: str = Field("qwen2.5-coder-0.5b", description="Packaged model name, or the model name on Ollama / OpenAI-compatible servers.")

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant, resolve_citations
+from assistant.answer import Citation, NewsAssistant
+from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.retrieval import RetrievalFilters
 from assistant.settings import REFUSAL
@@ -89,18 +90,27 @@ def _source(n: int, text: str) -> Citation:
     return Citation(n=n, article_id=f"a{n}", title="", site="", published="", url="", text=text)
 
 
-def test_resolve_citations_rules():
-    sources = [_source(1, "Gas prices fell ten cents."), _source(2, "Honda partnered with General Motors.")]
-    assert resolve_citations("Honda chose General Motors.", sources)[1] == [sources[1]]  # best overlap
-    text, cited = resolve_citations("[Honda partnered with General Motors for EVs.] [2]", sources)
-    assert text == "Honda partnered with General Motors for EVs. [2]" and cited == [sources[1]]
-    text, cited = resolve_citations("Gas fell [Source 1, 2].", sources)
-    assert text == "Gas fell [1][2]." and cited == sources
-    assert resolve_citations("", sources) == (REFUSAL, [])
+def test_citation_check_rules():
+    sources = [_source(1, "Gas prices fell ten cents this week."), _source(2, "Honda partnered with General Motors.")]
+    check = CitationChecker(embed_model=None, min_support=0.5).check
+    added = check("Honda partnered with General Motors.", sources)  # uncited: gets the supporting source
+    assert added.text == "Honda partnered with General Motors [2]." and added.citations == [sources[1]]
+    assert added.checks[0].action == "added"
+    unwrapped = check("[Honda partnered with General Motors for EVs.] [2]", sources)
+    assert unwrapped.text == "Honda partnered with General Motors for EVs. [2]"
+    recited = check("Gas prices fell ten cents [2].", sources)  # wrong source: re-cited to the right one
+    assert recited.text == "Gas prices fell ten cents [1]." and recited.checks[0].action == "re-cited"
+    trimmed = check("Gas prices fell ten cents [Source 1, 2].", sources)  # the unsupporting extra mark goes
+    assert trimmed.text == "Gas prices fell ten cents [1]."
+    mixed = check("Gas prices fell ten cents [1]. Aliens landed in Ohio on Tuesday [1].", sources)
+    assert mixed.text == "Gas prices fell ten cents [1]." and [c.action for c in mixed.checks] == ["verified", "removed"]
+    nothing = check("Aliens landed in Ohio on Tuesday [1].", sources)
+    assert nothing.text == REFUSAL and nothing.citations == [] and nothing.refused
+    assert check("", sources).text == REFUSAL
 
 
 def test_streamed_text_never_shows_a_citation_that_is_removed(seed_index):
-    assistant, _ = assistant_with(seed_index, "Honda works with GM [1][7] and Sony [Source 9], see [note].")
+    assistant, _ = assistant_with(seed_index, "Honda formed a partnership with General Motors [1][7] and Sony [Source 9], (see [note]).")
     tokens: list[str] = []
     answer = assistant.ask("Who did Honda partner with?", on_token=tokens.append)
     streamed = "".join(tokens)
