@@ -23,7 +23,7 @@ from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from .chunking import embedding_model
-from .context import SentenceSelector
+from .context import SentenceSelector, content_words
 from .citations import Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
 from .llm import build_llm, count_tokens
@@ -65,7 +65,10 @@ class Retrieval:
     question: str
     ranked: list[NodeWithScore]  # every retrieved chunk, best first
     sources: list[Citation]  # the numbered sources the model reads
-    retrieve_s: float
+    retrieve_s: float  # ranking + context selection
+    rank_s: float = 0.0  # hybrid search, fusion and diversity only
+    select_s: float = 0.0  # sentence selection for the prompt
+    best_similarity: float = 0.0  # the relevance gate's input
 
     @property
     def retrieved_ids(self) -> list[str]:
@@ -141,6 +144,7 @@ class NewsAssistant:
         question = self.check_question(question)
         started = time.perf_counter()
         ranked = self.retriever.retrieve(question, filters, as_of=as_of)
+        ranked_s = time.perf_counter() - started
         covered = ranked.best_similarity >= self.settings.min_similarity
         sources: list[Citation] = []
         if covered and self.settings.context_mode == "sentences":
@@ -148,7 +152,9 @@ class NewsAssistant:
             sources = [_citation(i, p.node, p.text) for i, p in enumerate(passages, start=1)]
         elif covered:
             sources = [_citation(i, n) for i, n in enumerate(ranked.nodes[: self.settings.context_top_k], start=1)]
-        return Retrieval(question, ranked.nodes, sources, round(time.perf_counter() - started, 3))
+        select_s = time.perf_counter() - started - ranked_s
+        return Retrieval(question, ranked.nodes, sources, round(ranked_s + select_s, 3),
+                         rank_s=round(ranked_s, 4), select_s=round(select_s, 4), best_similarity=ranked.best_similarity)
 
     def ask(
         self,
@@ -179,8 +185,11 @@ class NewsAssistant:
             except Exception as exc:  # same one-line error as answering
                 raise AssistantError(f"the LLM backend '{self.settings.llm_backend}' failed ({type(exc).__name__}: {exc})") from exc
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"').strip() if rewritten.strip() else ""
-        # A rewrite that is empty or balloons is not trusted: fall back to the last question plus the follow-up.
-        if not rewritten or len(rewritten) > 3 * len(question) + 200:
+        # Small models sometimes just repeat the previous question. A rewrite must keep what the
+        # follow-up is about (its content words) and stay short; otherwise fall back to the last
+        # question plus the follow-up, which retrieval handles well enough.
+        missing = content_words(question) - content_words(rewritten)
+        if not rewritten or missing or len(rewritten) > 3 * len(question) + 200:
             rewritten = f"{turns[-1][0]} {question}"
         return rewritten
 
@@ -191,7 +200,7 @@ class NewsAssistant:
         choices: list[str] | None = None,
     ) -> Answer:
         """Generate from already retrieved sources (the evaluator reuses one retrieval twice)."""
-        timings = {"retrieve_s": retrieval.retrieve_s}
+        timings = {"retrieve_s": retrieval.retrieve_s, "rank_s": retrieval.rank_s, "select_s": retrieval.select_s}
         if not retrieval.sources:
             timings["total_s"] = retrieval.retrieve_s
             return Answer(retrieval.question, REFUSAL, [], retrieval.retrieved_ids, timings, refused=True)

@@ -22,7 +22,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be been by did do does for from had has have he her his how in is it its of on or "
     "she that the their they this to was were what when where which who whom why will with would you "
-    "this week recently latest new according said".split()
+    "this week recently latest new according said about also then there these those any some more most other "
+    "such than too very can could should may might must into over under after before again so not no yes if "
+    "but our we us me my your i am just only tell know".split()
 )
 
 

@@ -135,7 +135,7 @@ class KeywordIndex:
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            retriever.persist(str(tmp))
+            retriever.persist(str(tmp), show_progress=False)
             (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count}), encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)  # readers see the old index or the new one, never half

@@ -167,3 +167,11 @@ def test_chunk_context_mode_gives_whole_chunks(seed_index):
     assistant, _ = assistant_with(seed_index, "x [1].", context_mode="chunks", context_top_k=1)
     [source] = assistant.retrieve("What is Nissan's Fisker angle?").sources
     assert "Alaska pickup truck" in source.text and len(source.text) > 500
+
+
+def test_rewrite_that_drops_the_follow_up_subject_is_not_trusted(seed_index):
+    llm = ByPromptLLM(prompts=[], replies={"<Standalone question>": "Who did Honda partner with for North America?",
+                                           "Question:": "Nissan may invest in Fisker [1]."})
+    assistant = NewsAssistant(make_settings(seed_index), llm=llm)
+    answer = assistant.ask("and what about Nissan and Fisker?", history=[("Who did Honda partner with for North America?", "GM [1].")])
+    assert answer.standalone_question == "Who did Honda partner with for North America? and what about Nissan and Fisker?"

@@ -202,7 +202,9 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
         record["hit_rank"] = first_hit_rank(chunk_texts[:10], q.answers) if q.answers else None
         record["context_hit"] = contains_answer(retrieval.context, q.answers) if q.answers else None
         record["context_tokens"] = len(tokenizer.tokenize(retrieval.context)) if retrieval.context else 0
-        record["timings"] = {"retrieve_s": retrieval.retrieve_s}
+        record["timings"] = {"retrieve_s": retrieval.retrieve_s, "rank_s": getattr(retrieval, "rank_s", retrieval.retrieve_s),
+                             "select_s": getattr(retrieval, "select_s", 0.0)}
+        record["best_similarity"] = getattr(retrieval, "best_similarity", None)
         if options.retrieval_only:
             return record
         answer = engine.answer(retrieval)

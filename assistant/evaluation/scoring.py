@@ -20,6 +20,7 @@ METRIC_KEYS = (
     "n", "n_answerable", "n_unanswerable", "hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens",
     "answer_accuracy", "answer_f1", "mc_accuracy", "citation_support", "refusal_unanswerable",
     "refusal_answerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s", "tokens_per_s",
+    "retrieval_p50_s", "retrieval_p95_s",
 )
 
 
@@ -111,6 +112,9 @@ def compute_metrics(records: list[dict]) -> dict:
     latencies = [r["timings"]["total_s"] for r in generated if "total_s" in r.get("timings", {})]
     metrics["latency_p50_s"] = _quantile(latencies, 0.50)
     metrics["latency_p95_s"] = _quantile(latencies, 0.95)
+    ranking = [r["timings"]["rank_s"] for r in ok if "rank_s" in r.get("timings", {})]
+    metrics["retrieval_p50_s"] = _quantile(ranking, 0.50)
+    metrics["retrieval_p95_s"] = _quantile(ranking, 0.95)
     first_tokens = [r["timings"]["first_token_s"] for r in generated if "first_token_s" in r.get("timings", {})]
     metrics["first_token_p50_s"] = _quantile(first_tokens, 0.50)
     # Decoding speed: tokens over the time after the first token (prompt processing excluded).
