@@ -15,7 +15,6 @@ import gzip
 import itertools
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RTQA = REPO.parent / "shared" / "data" / "realtimeqa" / "articles.jsonl.gz"
+from .common import REPO, RTQA_ARTICLES as RTQA, machine, update_benchmarks_md
 ENCODE_SAMPLE = 1000
 
 
@@ -105,19 +103,6 @@ def run_worker(name: str, n: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPU cores ({cpu}), {mem_gb:.0f} GiB RAM, Python {platform.python_version()}"
-
-
 def render(n: int, results: dict, command: str) -> str:
     ours, base, enc = results["ours"], results["baseline"], results["encode"]
     encode_rate = enc["chunks"] / enc["wall_s"]
@@ -146,18 +131,6 @@ def render(n: int, results: dict, command: str) -> str:
         f"it embeds {base['chunks']:,} windows where we embed {ours['chunks']:,}, so most of each article is never embedded there.",
         "",
     ])
-
-
-def update_benchmarks_md(path: Path, section: str) -> None:
-    title = section.splitlines()[0]
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start = text.find(title)
-    if start >= 0:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
 
 
 def main() -> int:

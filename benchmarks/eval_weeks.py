@@ -1,0 +1,101 @@
+"""End-to-end evaluation on development weeks with the default model, beside the
+llama-index default pipeline's retrieval metrics measured in the same run.
+
+    python -m benchmarks.eval_weeks [--weeks 20] [--seed 2026] [--unanswerable N]
+
+Per-week protocol with `python -m assistant eval ... --per-week --choices`; the
+outputs (results.jsonl, metrics.json, report.md/html with plots) stay in
+eval-runs/dev-<weeks>w/ for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from assistant.cli import _quiet_libraries
+from assistant.evaluation.runner import EvalOptions, run_evaluation
+from assistant.evaluation.scoring import METRIC_KEYS
+from assistant.settings import Settings
+
+from .baselines import DefaultPipeline, build_default_index
+from .common import BENCHMARKS_MD, REPO, RTQA_ARTICLES, machine, update_benchmarks_md
+
+CACHE = REPO / ".cache"
+RETRIEVAL_KEYS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weeks", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--unanswerable", type=int, default=0, help="add up to N unanswerable questions")
+    parser.add_argument("--model", default=None, help="packaged model (default: the settings' default)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    _quiet_libraries()
+    questions = CACHE / "sets" / f"dev-{args.weeks}w-seed{args.seed}{'-u' if args.unanswerable else ''}.jsonl"
+    command = [sys.executable, "-m", "benchmarks.question_sets", "--weeks", str(args.weeks), "--seed", str(args.seed),
+               "--out", str(questions)] + (["--unanswerable"] if args.unanswerable else [])
+    weeks = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    if args.unanswerable:
+        lines = questions.read_text(encoding="utf-8").splitlines()
+        answerable = [l for l in lines if json.loads(l).get("answerable", True)]
+        unanswerable = [l for l in lines if not json.loads(l).get("answerable", True)][: args.unanswerable]
+        questions.write_text("\n".join(answerable + unanswerable) + "\n", encoding="utf-8")
+
+    settings = Settings(embed_cache_dir=CACHE, **({"llm_model": args.model} if args.model else {}))
+    out = args.out or REPO / "eval-runs" / f"dev-{args.weeks}w{'-' + args.model if args.model else ''}"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    ours = run_evaluation(settings, EvalOptions(
+        questions=questions, out=out, articles=RTQA_ARTICLES, per_week=True, choices=True,
+        cache_dir=CACHE, index_cache=CACHE / "indexes"))
+    wall = time.perf_counter() - started
+    base_out = out.with_name(out.name + "-llamaindex-default-retrieval")
+    shutil.rmtree(base_out, ignore_errors=True)
+    baseline = run_evaluation(settings, EvalOptions(
+        questions=questions, out=base_out, articles=RTQA_ARTICLES, per_week=True, retrieval_only=True,
+        cache_dir=CACHE, index_cache=CACHE / "indexes"),
+        engine_factory=DefaultPipeline, index_builder=build_default_index)
+
+    cli = (f"python -m assistant eval {questions.relative_to(REPO)} --out {out.relative_to(REPO)} "
+           f"--articles ../shared/data/realtimeqa/articles.jsonl.gz --per-week --choices --keep-indexes .cache/indexes")
+    this = "python -m benchmarks.eval_weeks" + (f" --weeks {args.weeks}" if args.weeks != 20 else "") + (
+        f" --unanswerable {args.unanswerable}" if args.unanswerable else "") + (f" --model {args.model}" if args.model else "")
+    lines = [
+        f"## End-to-end evaluation on {args.weeks} development weeks ({settings.llm_model})",
+        "",
+        f"Command: `{this}` (runs `{cli}`, then the baseline's retrieval in the same process)  ",
+        f"Machine: {machine()}  ",
+        f"Questions: {ours['n_answerable']} with `answer_article_ids` from weeks {', '.join(weeks)} (seed {args.seed})"
+        + (f", plus {ours['n_unanswerable']} unanswerable ones (questions from weeks at least 300 days away whose "
+           "answers appear in none of the week's articles)" if ours.get("n_unanswerable") else "")
+        + f". Wall time {wall / 60:.1f} min for the whole run (indexes kept from earlier runs, so it is "
+        "almost all question answering: open answer + multiple-choice pick per question).",
+        "",
+        "| metric | this project | llama-index defaults (retrieval only) |",
+        "|---|---:|---:|",
+    ]
+    for key in METRIC_KEYS:
+        lines.append(f"| {key} | {fmt(ours.get(key))} | {fmt(baseline.get(key)) if key in RETRIEVAL_KEYS else ''} |")
+    lines += ["", f"Report with plots and failures: `{out.relative_to(REPO)}/report.html` (not committed; rerun to get it).", ""]
+    section = "\n".join(lines)
+    update_benchmarks_md(BENCHMARKS_MD, section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Retrieval benchmark: this project's hybrid retrieval, its parts alone, and the plain
+llama-index default pipeline, on the same development weeks and questions, in one run.
+
+    python -m benchmarks.retrieval [--weeks 30] [--seed 2026]
+
+Per-week protocol: each week's questions (those with answer_article_ids) are asked
+against a fresh index of that week's articles (kept under .cache/indexes and
+reused across runs). Whole-archive protocol: one index of all those weeks'
+articles, every question asked with its own date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from assistant.cli import _quiet_libraries
+from assistant.evaluation.runner import EvalOptions, run_evaluation
+from assistant.settings import Settings
+
+from .baselines import DefaultPipeline, build_default_index
+from .common import BENCHMARKS_MD, REPO, RTQA_ARTICLES, machine, update_benchmarks_md
+
+CACHE = REPO / ".cache"
+COLUMNS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens", "retrieval_p50_s", "retrieval_p95_s")
+
+
+def make_sets(weeks: int, seed: int) -> tuple[Path, Path, list[str]]:
+    questions = CACHE / "sets" / f"dev-{weeks}w-seed{seed}.jsonl"
+    out = subprocess.run([sys.executable, "-m", "benchmarks.question_sets", "--weeks", str(weeks), "--seed", str(seed),
+                          "--out", str(questions)], cwd=REPO, capture_output=True, text=True, check=True)
+    week_list = out.stdout.split()
+    archive = CACHE / "sets" / f"archive-{weeks}w-seed{seed}.jsonl"
+    if not archive.exists():
+        wanted = {i for line in questions.read_text(encoding="utf-8").splitlines() for i in json.loads(line)["article_ids"]}
+        import gzip
+
+        with gzip.open(RTQA_ARTICLES, "rt", encoding="utf-8") as handle, open(archive, "w", encoding="utf-8") as out_file:
+            for line in handle:
+                if json.loads(line)["id"] in wanted:
+                    out_file.write(line)
+    return questions, archive, week_list
+
+
+def run(name: str, questions: Path, articles: Path, per_week: bool, settings: Settings, baseline: bool = False) -> dict:
+    out = CACHE / "bench-retrieval" / name
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)  # a benchmark measures afresh (indexes are kept, answers are not)
+    options = EvalOptions(questions=questions, out=out, articles=articles, per_week=per_week, retrieval_only=True,
+                          cache_dir=CACHE, index_cache=CACHE / "indexes")
+    print(f"== {name}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    if baseline:
+        metrics = run_evaluation(settings, options, engine_factory=DefaultPipeline, index_builder=build_default_index)
+    else:
+        metrics = run_evaluation(settings, options)
+    metrics["wall_s"] = time.perf_counter() - started
+    return metrics
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def table(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| pipeline | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for name, metrics in rows:
+        lines.append(f"| {name} | " + " | ".join(fmt(metrics.get(c)) for c in COLUMNS) + " |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weeks", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--no-archive", action="store_true")
+    args = parser.parse_args()
+    _quiet_libraries()
+    questions, archive, weeks = make_sets(args.weeks, args.seed)
+    n_questions = len(questions.read_text(encoding="utf-8").splitlines())
+    n_archive = len(archive.read_text(encoding="utf-8").splitlines())
+    base = Settings(embed_cache_dir=CACHE)
+    per_week = [
+        ("this project: hybrid (default settings)", run("hybrid", questions, RTQA_ARTICLES, True, base)),
+        ("vector only (`retrieval_mode=vector`)", run("vector", questions, RTQA_ARTICLES, True,
+                                                      base.model_copy(update={"retrieval_mode": "vector"}))),
+        ("BM25 only (`retrieval_mode=bm25`)", run("bm25", questions, RTQA_ARTICLES, True,
+                                                  base.model_copy(update={"retrieval_mode": "bm25"}))),
+        ("hybrid, whole chunks as context (`context_mode=chunks`)", run(
+            "hybrid-chunks", questions, RTQA_ARTICLES, True, base.model_copy(update={"context_mode": "chunks"}))),
+        ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
+         run("baseline", questions, RTQA_ARTICLES, True, base, baseline=True)),
+    ]
+    archive_rows = []
+    if not args.no_archive:
+        archive_rows = [
+            ("this project: hybrid, each question with its date", run("archive-hybrid", questions, archive, False, base)),
+            ("this project: hybrid, no dates (`recency_half_life_days=0`, no as-of)",
+             run("archive-nodate", questions, archive, False,
+                 base.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
+            ("llama-index defaults", run("archive-baseline", questions, archive, False, base, baseline=True)),
+        ]
+    command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
+        f" --seed {args.seed}" if args.seed != 2026 else "")
+    lines = [
+        "## Retrieval on development weeks",
+        "",
+        f"Command: `{command}` (all rows measured in the same run)  ",
+        f"Machine: {machine()}  ",
+        f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development weeks "
+        f"chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk containing a gold answer "
+        "(folded); `context_hit` is a gold answer in the exact text the model is given, `context_tokens` its mean "
+        "length (MiniLM tokenizer); `retrieval_p*` is ranking time per question (no LLM).",
+        "",
+        "### Per week (fresh index of each week's articles)",
+        "",
+        *table(per_week),
+        "",
+    ]
+    if archive_rows:
+        lines += [
+            f"### Whole archive: one index of {n_archive:,} articles (all {len(weeks)} weeks, "
+            f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]})",
+            "",
+            *table(archive_rows),
+            "",
+        ]
+    section = "\n".join(lines)
+    update_benchmarks_md(BENCHMARKS_MD, section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
