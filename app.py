@@ -29,7 +29,7 @@ def main() -> int:
                 print(f"warning: {problem}", file=sys.stderr)
             print(report.summary(), flush=True)
         assistant = NewsAssistant(settings, store=store)
-        assistant.llm  # load (and verify) the model before the first question, not during it
+        assistant.load_llm()
         launch(settings, assistant)
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,16 +1,15 @@
-"""Answer a question from retrieved chunks with numbered citations.
+"""Answer a question from retrieved passages with numbered citations (the query engine).
 
-The model sees the best chunks as numbered sources and is told to cite them as
-[n]. Afterwards every [n] is checked to name a source that was shown; an answer
-with no valid citation gets the source that shares most words with it, and when
-nothing relevant was retrieved the model is not asked at all: the answer is the
-documented refusal sentence.
+retrieve: hybrid ranking (retrieval.py), then the relevance gate, then the passages
+the model reads (context.py). answer: the model writes from the numbered sources,
+then every sentence's citation is checked (citations.py). When nothing relevant
+was retrieved the model is not asked at all: the answer is the refusal sentence.
+A follow-up in a conversation is first rewritten into a standalone question.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -122,9 +121,14 @@ class NewsAssistant:
 
     @property
     def llm(self):
+        """The configured LLM, loaded (and for packaged weights verified) on first use."""
         if self._llm is None:
             self._llm = build_llm(self.settings)
         return self._llm
+
+    def load_llm(self) -> None:
+        """Load the model now (the UI does this at start, not during the first question)."""
+        _ = self.llm
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())

@@ -11,10 +11,8 @@ a sample of our chunks is measured too, as the ceiling for chunks/s.
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -14,7 +14,7 @@ from assistant.chunking import embedding_model, embedder_window, make_splitter, 
 from assistant.errors import AssistantError
 from assistant.store import NewsStore
 
-from .conftest import CORPUS, make_settings
+from .conftest import make_settings
 
 
 class EmbeddingCounter(BaseEventHandler):

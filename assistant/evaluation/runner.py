@@ -93,7 +93,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
                 engine = engine_factory(group_settings)
                 tokenizer = embedding_model(group_settings)._model.tokenizer
 
-                def work(question: Question) -> None:
+                def work(question: Question, engine=engine, tokenizer=tokenizer) -> None:
                     writer.write(_evaluate_one(engine, tokenizer, question, options))
                     progress.update(1)
 
