@@ -45,7 +45,7 @@ def _plots(records: list[dict]) -> dict[str, bytes]:
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of questions")
         ax.set_title("Scores by question source")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         plots["by_source"] = _png(fig)
 
     # hit@k curve over questions with gold articles.
