@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-quality run test bench clean-index
+.PHONY: install install-quality run test browser bench clean-index
 
 install: $(VENV)/.installed
 
@@ -25,8 +25,14 @@ install-quality: install
 run: install
 	$(BIN)/python app.py
 
-test: install
+# Browser tests drive Debian's chromium (installed here when missing; needs root or sudo).
+test: install browser
 	$(BIN)/python -m pytest
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 bench: install
 	$(BIN)/python -m benchmarks.ingest

@@ -15,10 +15,13 @@ def main() -> int:
     _quiet_libraries()
     settings = Settings()
     try:
+        from assistant.ui import configure_uploads
+
+        configure_uploads(settings)  # before gradio is imported
         from assistant.answer import NewsAssistant
         from assistant.articles import ArticleLoader
         from assistant.store import NewsStore
-        from assistant.ui import launch
+        from assistant.ui import launch  # noqa: E402 (gradio after the upload folder is set)
 
         store = NewsStore(settings, create=True)
         if store.chunk_count() == 0 and not settings.server_mode:

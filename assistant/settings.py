@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     # --- UI ----------------------------------------------------------------
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
+    upload_dir: Path = Field(Path(".cache/uploads"), description="Where the chat UI keeps uploaded article files.")
     ui_username: str | None = Field(None, description="Login required when ui_host is not localhost.")
     ui_password: str | None = None
 

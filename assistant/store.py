@@ -130,6 +130,9 @@ class KeywordIndex:
         if not nodes:
             return None
         retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10)
+        # A freshly built bm25s index does not hold the corpus (a loaded one does); searches
+        # share the bm25s object, so give it the corpus the retriever built.
+        retriever.bm25.corpus = retriever.corpus
         index = cls(retriever, chunk_count)
         if folder is not None:
             tmp = folder.with_name(folder.name + ".tmp")
@@ -286,6 +289,19 @@ class NewsStore:
         return nodes
 
     # -- reading -----------------------------------------------------------
+    def articles(self) -> list[dict]:
+        """One row per article (title, site, published, url, id), newest first."""
+        rows: dict[str, dict] = {}
+        for offset in range(0, self.collection.count(), STATS_PAGE):
+            page = self.collection.get(include=["metadatas"], limit=STATS_PAGE, offset=offset)
+            for meta in page["metadatas"]:
+                article_id = meta.get("article_id") or meta.get("document_id")
+                rows.setdefault(article_id, {
+                    "id": article_id, "title": meta.get("title") or article_id, "site": meta.get("site") or "",
+                    "published": meta.get("published") or "", "url": meta.get("url") or "",
+                })
+        return sorted(rows.values(), key=lambda r: (r["published"], r["title"]), reverse=True)
+
     def chunk_count(self) -> int:
         return self.collection.count()
 

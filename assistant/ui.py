@@ -1,15 +1,31 @@
-"""Minimal Gradio chat over the same engine as the CLI (streamed answers, sources listed)."""
+"""The chat UI (Gradio Blocks, served by `python app.py`).
+
+Ask tab: streamed answers with follow-ups, numbered citations that link to a
+sources panel (title, site, date, link, the passage with the supporting words
+highlighted), date and site filters, example questions, a new-conversation
+button. Corpus tab: upload and ingest articles with a progress bar, index
+statistics, and the list of articles searchable by title. A named API endpoint
+`ask` returns the same JSON object as `python -m assistant ask --json`.
+
+Every piece of article text or model output is HTML-escaped before it is shown:
+an article containing <script> or onerror= shows as text.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import queue
 import re
 import threading
+from pathlib import Path
 from typing import Iterator
 
 from .answer import Answer, NewsAssistant
+from .articles import SUPPORTED_SUFFIXES, ArticleLoader
+from .citations import CITATION, citation_numbers
+from .context import content_words
 from .errors import AssistantError
 from .retrieval import RetrievalFilters
 from .settings import Settings, env_name
@@ -19,10 +35,83 @@ EXAMPLES = [
     "Who did Honda partner with for North America?",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES | {".gz"})
+MAX_UPLOAD = "20mb"
+ARTICLE_ROWS = 200
+
+# Clicking a citation mark scrolls the sources panel to that source and flashes it.
+HEAD = """
+<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a.cite");
+  if (!link) return;
+  event.preventDefault();
+  const target = document.getElementById(link.dataset.source || link.getAttribute("href").slice(1));
+  if (!target) return;
+  target.scrollIntoView({behavior: "smooth", block: "center"});
+  document.querySelectorAll(".source.active").forEach((el) => el.classList.remove("active"));
+  target.classList.add("active");
+}, true);
+</script>
+"""
+CSS = """
+.source { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
+.source.active { border-color: #f59e0b; box-shadow: 0 0 0 2px #fcd34d; }
+.source .meta { color: #666; font-size: 0.85em; }
+.source blockquote { margin: 6px 0 0 0; padding-left: 8px; border-left: 3px solid #ccc; }
+.source mark { background: #fde68a; }
+a.cite { text-decoration: none; font-weight: 600; }
+"""
+
+
+# -- rendering (all text escaped) ---------------------------------------------
+def render_answer(answer: Answer, note: str = "") -> str:
+    """The answer for the chat: escaped text, [n] as links to the sources panel."""
+    text = html.escape(answer.answer)
+
+    def link(match: re.Match) -> str:
+        return "".join(f'<a class="cite" href="#source-{n}" data-source="source-{n}">[{n}]</a>'
+                       for n in citation_numbers(match.group(0)))
+
+    text = CITATION.sub(link, text)
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        text += f"\n\n<small>Searched for: {html.escape(answer.standalone_question)}</small>"
+    if note:
+        text += f"\n\n<small>{html.escape(note)}</small>"
+    return text
+
+
+def render_sources(answer: Answer | None) -> str:
+    if answer is None or not answer.citations:
+        return '<div class="sources-empty">Sources of the answer appear here.</div>'
+    cited_words: dict[int, set[str]] = {}
+    for check in answer.checks:
+        for n in check.cited:
+            cited_words.setdefault(n, set()).update(content_words(check.sentence))
+    blocks = []
+    for c in answer.citations:
+        about = " · ".join(html.escape(x) for x in (c.site, c.published) if x)
+        link = (f' · <a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">original</a>'
+                if c.url.startswith(("http://", "https://")) else "")
+        passage = _highlight(" ".join(c.text.split()), cited_words.get(c.n, content_words(answer.answer)))
+        blocks.append(
+            f'<div class="source" id="source-{c.n}"><b>[{c.n}] {html.escape(c.title or c.article_id)}</b>'
+            f'<div class="meta">{about}{link}</div><blockquote>{passage}</blockquote></div>'
+        )
+    return "".join(blocks)
+
+
+def _highlight(text: str, words: set[str]) -> str:
+    """Escaped passage with the words it shares with the answer marked."""
+    out = []
+    for piece in re.split(r"(\w+)", text):
+        escaped = html.escape(piece)
+        out.append(f"<mark>{escaped}</mark>" if piece.lower() in words else escaped)
+    return "".join(out)
 
 
 def format_sources(answer: Answer) -> str:
-    """Markdown list of the cited sources; article text is escaped, never rendered as HTML."""
+    """Plain Markdown list of the sources (the /chat API's text answer)."""
     if not answer.citations:
         return ""
     lines = ["", "**Sources**"]
@@ -35,30 +124,33 @@ def format_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def history_pairs(history: list) -> list[tuple[str, str]]:
-    """(question, answer) pairs from Gradio's messages history, without the sources block."""
-    pairs, question = [], None
-    for message in history or []:
-        role, content = message.get("role"), message.get("content")
-        if isinstance(content, list):  # Gradio may hand over content blocks
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if role == "user":
-            question = str(content)
-        elif role == "assistant" and question is not None:
-            answer_only = re.split(r"\n\n_Searched for:|\n\*\*Sources\*\*", str(content))[0]
-            pairs.append((question, answer_only.strip()))
-            question = None
-    return pairs
+# -- asking -------------------------------------------------------------------------
+def parse_filters(since: str | None, until: str | None, sites) -> RetrievalFilters:
+    def day(value) -> dt.date | None:
+        value = (value or "").strip() if isinstance(value, str) else value
+        if not value:
+            return None
+        if isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc).date()
+        try:
+            return dt.date.fromisoformat(str(value)[:10])
+        except ValueError:
+            raise AssistantError(f"'{value}' is not a date (YYYY-MM-DD)") from None
+
+    if isinstance(sites, str):
+        sites = [s.strip() for s in sites.split(",")]
+    return RetrievalFilters(since=day(since), until=day(until), sites=tuple(s for s in sites or [] if s))
 
 
-def stream_answer(assistant: NewsAssistant, question: str, history: list | None = None) -> Iterator[str]:
-    """Yield the answer text as it is generated, then the final text with its sources."""
+def stream_answer(assistant: NewsAssistant, question: str, history: list[tuple[str, str]] | None = None,
+                  filters: RetrievalFilters | None = None) -> Iterator[str | Answer]:
+    """Yields the answer text as it is generated, then the final ``Answer`` (or an error string)."""
     tokens: queue.Queue = queue.Queue()
     result: dict = {}
 
     def work():
         try:
-            result["answer"] = assistant.ask(question, on_token=tokens.put, history=history_pairs(history))
+            result["answer"] = assistant.ask(question, filters=filters, on_token=tokens.put, history=history)
         except AssistantError as exc:
             result["error"] = str(exc)
         except Exception as exc:  # never show a stack trace in the chat
@@ -72,53 +164,148 @@ def stream_answer(assistant: NewsAssistant, question: str, history: list | None 
         partial += token
         yield partial
     if "error" in result:
-        yield f"Sorry, that failed: {result['error']}"
+        yield f"Sorry, that did not work: {result['error']}"
         return
-    answer: Answer = result["answer"]
-    searched = ""
-    if answer.standalone_question and answer.standalone_question != answer.question:
-        searched = f"\n\n_Searched for: {html.escape(answer.standalone_question)}_"
-    yield answer.answer + searched + "\n" + format_sources(answer)
+    yield result["answer"]
 
 
+# -- the app ---------------------------------------------------------------------------
 def build_app(settings: Settings, assistant: NewsAssistant):
     import gradio as gr
 
-    def respond(message: str, history: list) -> Iterator[str]:
-        yield from stream_answer(assistant, message, history)
+    # Gradio stores every upload under its upload folder (GRADIO_TEMP_DIR, set by
+    # configure_uploads to the app's own folder); the ingest reads nothing else.
+    upload_root = Path(gr.utils.get_upload_folder()).resolve()
 
-    def ask(question: str, since: str = "", until: str = "", sites: str = "") -> dict:
-        """The same JSON object as `python -m assistant ask --json`."""
-        filters = RetrievalFilters(
-            since=_date_or_none(since), until=_date_or_none(until),
-            sites=tuple(s.strip() for s in sites.split(",") if s.strip()),
-        )
+    def respond(message, chat, pairs, since, until, sites):
+        chat = list(chat or [])
+        pairs = list(pairs or [])
+        message = (message or "").strip()
+        if not message:
+            yield chat, gr.skip(), pairs, ""
+            return
+        chat += [{"role": "user", "content": html.escape(message)}, {"role": "assistant", "content": "…"}]
+        yield chat, render_sources(None), pairs, ""
         try:
-            return assistant.ask(question, filters=filters).as_dict()
+            filters = parse_filters(since, until, sites)
+        except AssistantError as exc:
+            chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
+            yield chat, render_sources(None), pairs, ""
+            return
+        for piece in stream_answer(assistant, message, pairs, filters):
+            if isinstance(piece, Answer):
+                note = ""
+                if piece.refused and not filters.is_empty():
+                    note = "The filters (dates or sites) may have left out the articles that cover it."
+                chat[-1]["content"] = render_answer(piece, note)
+                pairs.append((message, piece.answer))
+                yield chat, render_sources(piece), pairs, ""
+            else:
+                chat[-1]["content"] = html.escape(piece)
+                yield chat, gr.skip(), pairs, ""
+
+    def new_conversation():
+        return [], render_sources(None), [], ""
+
+    def chat_api(message: str) -> str:
+        """Text answer with its sources listed (Markdown)."""
+        final = None
+        for piece in stream_answer(assistant, message):
+            final = piece
+        if isinstance(final, Answer):
+            return final.answer + "\n" + format_sources(final)
+        return str(final)
+
+    def ask_api(question: str, since: str = "", until: str = "", sites: str = "") -> dict:
+        """The same JSON object as `python -m assistant ask --json`."""
+        try:
+            return assistant.ask(question, filters=parse_filters(since, until, sites)).as_dict()
         except AssistantError as exc:
             return {"question": question, "error": str(exc)}
 
+    def stats_text() -> str:
+        try:
+            stats = assistant.store.stats()
+        except AssistantError as exc:
+            return f"Index unavailable: {html.escape(str(exc))}"
+        return (f"**{stats.articles:,}** articles · **{stats.chunks:,}** chunks · **{len(stats.sites)}** sites · "
+                f"{stats.earliest or '–'} to {stats.latest or '–'}")
+
+    def article_rows(query: str = ""):
+        query = (query or "").strip().lower()
+        rows = [[a["title"], a["site"], a["published"], a["url"]] for a in assistant.store.articles()
+                if query in a["title"].lower()]
+        return rows[:ARTICLE_ROWS]
+
+    def site_choices():
+        try:
+            return gr.update(choices=assistant.store.stats().sites)
+        except AssistantError:
+            return gr.update(choices=[])
+
+    def ingest(files, progress=gr.Progress(track_tqdm=True)):
+        paths = []
+        for file in files or []:
+            path = Path(getattr(file, "name", file)).resolve()
+            # Uploads are stored by Gradio under the app's upload folder; nothing else is read.
+            if not path.is_relative_to(upload_root):
+                return "Refused: that file is not an upload of this app.", stats_text(), article_rows(), site_choices()
+            paths.append(path)
+        if not paths:
+            return "Choose article files first.", stats_text(), article_rows(), site_choices()
+        loader = ArticleLoader(max_article_bytes=settings.max_article_bytes)
+        try:
+            articles = list(loader.load(paths))
+            report = assistant.store.ingest(articles, show_progress=True) if articles else None
+        except AssistantError as exc:
+            return f"Ingest failed: {html.escape(str(exc))}", stats_text(), article_rows(), site_choices()
+        lines = [html.escape(report.summary()) if report else "No article could be read."]
+        lines += [f"- skipped {html.escape(str(p))}" for p in loader.problems + (report.problems if report else [])]
+        return "\n".join(lines), stats_text(), article_rows(), site_choices()
+
     with gr.Blocks(title="News assistant") as app:
-        gr.ChatInterface(
-            respond,
-            title="News assistant",
-            description="Answers from the indexed articles only, with numbered citations.",
-            examples=EXAMPLES,
-            cache_examples=False,
-            api_name="chat",
-        )
-        gr.api(ask, api_name="ask")
+        pairs = gr.State([])
+        gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
+        with gr.Tab("Ask"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=480, sanitize_html=True)
+                    question = gr.Textbox(label="Question", placeholder="Ask about the articles…", elem_id="question")
+                    with gr.Row():
+                        send = gr.Button("Ask", variant="primary", elem_id="ask-button")
+                        clear = gr.Button("New conversation", elem_id="new-conversation")
+                    gr.Examples(EXAMPLES, inputs=question, label="Examples")
+                    with gr.Accordion("Filters", open=False):
+                        with gr.Row():
+                            since = gr.Textbox(label="From (YYYY-MM-DD)", elem_id="since")
+                            until = gr.Textbox(label="To (YYYY-MM-DD)", elem_id="until")
+                        sites = gr.Dropdown(label="Sites", multiselect=True, choices=[], elem_id="sites")
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    sources = gr.HTML(render_sources(None), elem_id="sources")
+        with gr.Tab("Corpus"):
+            stats = gr.Markdown(elem_id="stats")
+            with gr.Row():
+                files = gr.File(label="Article files", file_count="multiple", file_types=UPLOAD_TYPES, elem_id="upload")
+                with gr.Column():
+                    ingest_button = gr.Button("Ingest", variant="primary", elem_id="ingest-button")
+                    ingest_status = gr.Markdown(elem_id="ingest-status")
+            search = gr.Textbox(label="Search titles", elem_id="title-search")
+            articles = gr.Dataframe(headers=["title", "site", "published", "url"], datatype="str",
+                                    interactive=False, elem_id="articles")
+
+        inputs = [question, chatbot, pairs, since, until, sites]
+        outputs = [chatbot, sources, pairs, question]
+        send.click(respond, inputs, outputs, api_visibility="private")
+        question.submit(respond, inputs, outputs, api_visibility="private")
+        clear.click(new_conversation, None, outputs, api_visibility="private")
+        ingest_button.click(ingest, files, [ingest_status, stats, articles, sites], api_visibility="private")
+        search.change(article_rows, search, articles, api_visibility="private")
+        app.load(lambda: (stats_text(), article_rows(), site_choices()), None, [stats, articles, sites],
+                 api_visibility="private")
+        gr.api(ask_api, api_name="ask")
+        gr.api(chat_api, api_name="chat")
     return app
-
-
-def _date_or_none(value: str) -> dt.date | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise AssistantError(f"'{value}' is not a date (YYYY-MM-DD)") from None
 
 
 def launch(settings: Settings, assistant: NewsAssistant, **launch_kwargs):
@@ -131,4 +318,13 @@ def launch(settings: Settings, assistant: NewsAssistant, **launch_kwargs):
         auth = (settings.ui_username, settings.ui_password)
     app = build_app(settings, assistant)
     app.queue(default_concurrency_limit=4)
-    return app.launch(server_name=settings.ui_host, server_port=settings.ui_port, auth=auth, **launch_kwargs)
+    return app.launch(server_name=settings.ui_host, server_port=settings.ui_port, auth=auth, head=HEAD, css=CSS,
+                      max_file_size=MAX_UPLOAD, **launch_kwargs)
+
+
+def configure_uploads(settings: Settings) -> None:
+    """Keep Gradio's uploads in the app's own folder. Gradio reads GRADIO_TEMP_DIR when it is
+    imported, so this runs before anything imports gradio."""
+    upload_dir = Path(settings.upload_dir).resolve()
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)

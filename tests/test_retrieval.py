@@ -95,6 +95,9 @@ def test_keyword_index_is_persisted_and_follows_ingest(archive):
     assert (archive.index_dir / KEYWORD_DIR).is_dir()
     assert store.keyword_index().chunk_count == store.chunk_count() == 4
     store.ingest([make_article(article_id="late", title="Late", text="A zeppelin landed in Ohio.")], show_progress=False)
+    # The same store object searches its rebuilt index at once (as the chat does after an upload)...
+    assert [n.node.metadata["article_id"] for n in store.keyword_index().search("zeppelin", 5)] == ["late"]
+    # ...and a new process loads it from disk.
     reopened = NewsStore(archive)
     assert reopened.keyword_index().chunk_count == 5
     found = reopened.keyword_index().search("zeppelin", 5)

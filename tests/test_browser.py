@@ -1,0 +1,162 @@
+"""The chat UI in a real headless browser (Debian's chromium driven by Playwright), served by
+`python app.py` in a subprocess with the real default model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, ingest_paths, make_settings
+from .test_cli import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+pytestmark = pytest.mark.slow
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium is missing: `make test` installs it (apt-get install chromium)")
+    pytest.skip("chromium not installed (make test installs it)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    index = root / "index"
+    evil = root / "evil.md"
+    evil.write_text(
+        "---\ntitle: <script>window.__pwned = 1</script> Zoo news\npublished: 2024-03-14\n---\n"
+        'The zoo welcomed a baby giraffe named Kibo on Wednesday. <img src=x onerror="window.__pwned = 2"> '
+        "Keepers said Kibo weighs 60 kilograms.\n",
+        encoding="utf-8",
+    )
+    ingest_paths(make_settings(index), [REPO / "corpus", evil])
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update({"ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_UI_PORT": str(port),
+                "ASSISTANT_UPLOAD_DIR": str(root / "uploads"), "GRADIO_ANALYTICS_ENABLED": "False"})
+    log = open(root / "app.log", "w")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError((root / "app.log").read_text())
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("the app did not start: " + (root / "app.log").read_text())
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+def ask(page, question: str, timeout_s: float = 180):
+    page.locator("#question textarea").fill(question)
+    page.locator("#ask-button").click()
+    last_bot = page.locator("#chat [data-testid='bot']").last
+    # Finished when the final answer (with citation links, or the refusal) replaced the stream.
+    page.wait_for_function(
+        """() => { const bots = document.querySelectorAll("#chat [data-testid='bot']");
+                   const last = bots[bots.length - 1];
+                   return last && (last.querySelector('a.cite') || last.innerText.includes('do not cover')
+                                   || last.innerText.includes('did not work')); }""",
+        timeout=timeout_s * 1000,
+    )
+    return last_bot
+
+
+def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    answer = ask(page, "What is Nissan's Fisker angle?")
+    assert "Fisker" in answer.inner_text()
+    answer.locator("a.cite").first.click()
+    source = page.locator("#sources .source.active")
+    source.wait_for(timeout=10_000)
+    assert "Nissan and Honda explore an EV and software partnership" in source.inner_text()
+    assert "Alaska" in source.inner_text()
+    assert source.locator("mark").count() > 0  # supporting words highlighted
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.close()
+
+
+def test_article_markup_is_shown_as_text_and_never_runs(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    ask(page, "What is the name of the baby giraffe at the zoo?")
+    assert page.evaluate("window.__pwned") is None
+    sources = page.locator("#sources").inner_text()
+    assert "<script>" in sources  # shown literally
+    assert page.locator("#sources script, #sources img, #chat script, #chat img[src='x']").count() == 0
+    page.close()
+
+
+def test_upload_an_article_then_ask_about_it(browser, app_url, tmp_path):
+    article = tmp_path / "scooters.md"
+    article.write_text("---\ntitle: Zephyr Motors recalls scooters\npublished: 2024-03-20\nsite: example.com\n---\n"
+                       "Zephyr Motors is recalling 5,000 electric scooters because their brakes can fail.\n",
+                       encoding="utf-8")
+    page = browser.new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Corpus").click()
+    page.locator("#upload input[type='file']").set_input_files(str(article))
+    page.locator("#ingest-button").click()
+    page.locator("#ingest-status").get_by_text("1 new").wait_for(timeout=120_000)
+    assert "3" in page.locator("#stats").inner_text()  # seed + zoo + the upload
+    page.locator("#title-search textarea").fill("Zephyr")
+    page.locator("#articles").get_by_text("Zephyr Motors recalls scooters").wait_for(timeout=10_000)
+    page.get_by_role("tab", name="Ask").click()
+    answer = ask(page, "How many scooters is Zephyr Motors recalling?")
+    page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
+    assert "5,000" in answer.inner_text() or "5000" in answer.inner_text()
+    page.close()
+
+
+def test_two_users_chat_at_once_without_mixing(browser, app_url):
+    first, second = browser.new_context().new_page(), browser.new_context().new_page()
+    first.goto(app_url)
+    second.goto(app_url)
+    first.locator("#question textarea").fill("Who did Honda partner with for North America?")
+    second.locator("#question textarea").fill("What is the name of the baby giraffe at the zoo?")
+    first.locator("#ask-button").click()
+    second.locator("#ask-button").click()
+    for page in (first, second):
+        page.wait_for_function(
+            """() => { const b = document.querySelectorAll("#chat [data-testid='bot']");
+                       const l = b[b.length - 1]; return l && (l.querySelector('a.cite') || l.innerText.includes('do not cover')); }""",
+            timeout=240_000)
+    first_chat, second_chat = first.locator("#chat").inner_text(), second.locator("#chat").inner_text()
+    assert "Honda" in first_chat and "giraffe" not in first_chat
+    assert "giraffe" in second_chat and "Honda partner" not in second_chat
+    # Starting a new conversation clears only that user's chat.
+    first.locator("#new-conversation").click()
+    first.wait_for_function("() => document.querySelectorAll(\"#chat [data-testid='bot']\").length === 0",
+                            timeout=10_000)
+    assert second.locator("#chat [data-testid='bot']").count() == 1
