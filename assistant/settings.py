@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     candidates: int = Field(30, description="Candidates each retriever returns before fusion.")
     vector_weight: float = Field(0.5, description="Weight of the vector ranking in rank fusion (BM25 gets the rest).")
     rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant.")
-    recency_half_life_days: float = Field(30.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
+    recency_half_life_days: float = Field(90.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
     max_chunks_per_article: int = Field(2, description="At most this many chunks of one article in the results.")
     duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")
