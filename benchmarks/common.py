@@ -37,3 +37,15 @@ def update_benchmarks_md(path: Path, section: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+
+
+def fmt_metric(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def publish(section: str) -> None:
+    """Write the section into BENCHMARKS.md (replacing its earlier version) and show it."""
+    update_benchmarks_md(BENCHMARKS_MD, section)
+    print(section)

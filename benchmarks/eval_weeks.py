@@ -24,16 +24,11 @@ from assistant.evaluation.scoring import METRIC_KEYS
 from assistant.settings import Settings
 
 from .baselines import DefaultPipeline, build_default_index
-from .common import BENCHMARKS_MD, REPO, RTQA_ARTICLES, machine, update_benchmarks_md
+from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 
 CACHE = REPO / ".cache"
 RETRIEVAL_KEYS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")
 
-
-def fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def main() -> int:
@@ -43,6 +38,7 @@ def main() -> int:
     parser.add_argument("--unanswerable", type=int, default=0, help="add up to N unanswerable questions")
     parser.add_argument("--model", default=None, help="packaged model (default: the settings' default)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run instead of starting afresh")
     args = parser.parse_args()
     _quiet_libraries()
     questions = CACHE / "sets" / f"dev-{args.weeks}w-seed{args.seed}{'-u' if args.unanswerable else ''}.jsonl"
@@ -57,14 +53,16 @@ def main() -> int:
 
     settings = Settings(embed_cache_dir=CACHE, **({"llm_model": args.model} if args.model else {}))
     out = args.out or REPO / "eval-runs" / f"dev-{args.weeks}w{'-' + args.model if args.model else ''}"
-    shutil.rmtree(out, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     ours = run_evaluation(settings, EvalOptions(
         questions=questions, out=out, articles=RTQA_ARTICLES, per_week=True, choices=True,
         cache_dir=CACHE, index_cache=CACHE / "indexes"))
     wall = time.perf_counter() - started
     base_out = out.with_name(out.name + "-llamaindex-default-retrieval")
-    shutil.rmtree(base_out, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(base_out, ignore_errors=True)
     baseline = run_evaluation(settings, EvalOptions(
         questions=questions, out=base_out, articles=RTQA_ARTICLES, per_week=True, retrieval_only=True,
         cache_dir=CACHE, index_cache=CACHE / "indexes"),
@@ -89,11 +87,9 @@ def main() -> int:
         "|---|---:|---:|",
     ]
     for key in METRIC_KEYS:
-        lines.append(f"| {key} | {fmt(ours.get(key))} | {fmt(baseline.get(key)) if key in RETRIEVAL_KEYS else ''} |")
+        lines.append(f"| {key} | {fmt_metric(ours.get(key))} | {fmt_metric(baseline.get(key)) if key in RETRIEVAL_KEYS else ''} |")
     lines += ["", f"Report with plots and failures: `{out.relative_to(REPO)}/report.html` (not committed; rerun to get it).", ""]
-    section = "\n".join(lines)
-    update_benchmarks_md(BENCHMARKS_MD, section)
-    print(section)
+    publish("\n".join(lines))
     return 0
 
 

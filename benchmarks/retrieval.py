@@ -23,7 +23,7 @@ from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.settings import Settings
 
 from .baselines import DefaultPipeline, build_default_index
-from .common import BENCHMARKS_MD, REPO, RTQA_ARTICLES, machine, update_benchmarks_md
+from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 
 CACHE = REPO / ".cache"
 COLUMNS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens", "retrieval_p50_s", "retrieval_p95_s")
@@ -64,16 +64,11 @@ def run(name: str, questions: Path, articles: Path, per_week: bool, settings: Se
     return metrics
 
 
-def fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
 
 def table(rows: list[tuple[str, dict]]) -> list[str]:
     lines = ["| pipeline | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for name, metrics in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt(metrics.get(c)) for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt_metric(metrics.get(c)) for c in COLUMNS) + " |")
     return lines
 
 
@@ -133,9 +128,7 @@ def main() -> int:
             *table(archive_rows),
             "",
         ]
-    section = "\n".join(lines)
-    update_benchmarks_md(BENCHMARKS_MD, section)
-    print(section)
+    publish("\n".join(lines))
     return 0
 
 

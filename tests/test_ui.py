@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
@@ -20,21 +22,26 @@ def test_sources_escape_article_html():
     assert "&lt;script&gt;" in rendered and "&lt;img" in rendered
 
 
-def test_chat_answers_through_the_gradio_api(seed_index):
+@contextmanager
+def served(index, reply: str):
+    """The app in this process with a scripted model, and a gradio_client talking to it."""
     from gradio_client import Client
 
-    settings = make_settings(seed_index, ui_port=free_port())
-    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="Nissan may build the Alaska pickup [1].", prompts=[]))
-    app = build_app(settings, assistant)
+    settings = make_settings(index, ui_port=free_port())
+    app = build_app(settings, NewsAssistant(settings, llm=ScriptedLLM(reply=reply, prompts=[])))
     app.queue()
     app.launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
+        yield Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
+    finally:
+        app.close()
+
+
+def test_chat_answers_through_the_gradio_api(seed_index):
+    with served(seed_index, "Nissan may build the Alaska pickup [1].") as client:
         reply = client.predict("What is Nissan's Fisker angle?", api_name="/chat")
         assert "Nissan may build the Alaska pickup [1]." in reply
         assert "**Sources**" in reply and "Nissan and Honda explore an EV and software partnership" in reply
-    finally:
-        app.close()
 
 
 def test_non_local_binding_requires_a_login(seed_index):
@@ -44,19 +51,9 @@ def test_non_local_binding_requires_a_login(seed_index):
 
 
 def test_ask_api_returns_the_cli_json(seed_index):
-    from gradio_client import Client
-
-    settings = make_settings(seed_index, ui_port=free_port())
-    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="Honda partnered with General Motors [1].", prompts=[]))
-    app = build_app(settings, assistant)
-    app.queue()
-    app.launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
+    with served(seed_index, "Honda partnered with General Motors [1].") as client:
         out = client.predict("Who did Honda partner with?", "", "", "", api_name="/ask")
         assert out["answer"] == "Honda partnered with General Motors [1]."
         assert out["citations"][0]["article_id"] == "seed-nissan-honda-ev-partnership"
         late = client.predict("Who did Honda partner with?", "2030-01-01", "", "", api_name="/ask")
         assert late["answer"] == "The indexed articles do not cover this question."
-    finally:
-        app.close()
