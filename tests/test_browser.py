@@ -30,14 +30,7 @@ if not Path(CHROMIUM).exists():
 def app_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     index = root / "index"
-    evil = root / "evil.md"
-    evil.write_text(
-        "---\ntitle: <script>window.__pwned = 1</script> Zoo news\npublished: 2024-03-14\n---\n"
-        'The zoo welcomed a baby giraffe named Kibo on Wednesday. <img src=x onerror="window.__pwned = 2"> '
-        "Keepers said Kibo weighs 60 kilograms.\n",
-        encoding="utf-8",
-    )
-    ingest_paths(make_settings(index), [REPO / "corpus", evil])
+    ingest_paths(make_settings(index), [REPO / "corpus"])
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update({"ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_UI_PORT": str(port),
@@ -107,9 +100,26 @@ def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
     page.close()
 
 
-def test_article_markup_is_shown_as_text_and_never_runs(browser, app_url):
+def upload(page, path: Path, expect: str = "1 new") -> None:
+    page.get_by_role("tab", name="Corpus").click()
+    page.locator("#upload input[type='file']").set_input_files(str(path))
+    page.locator("#ingest-button").click()
+    page.locator("#ingest-status").get_by_text(expect).wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Ask").click()
+
+
+def test_article_markup_is_shown_as_text_and_never_runs(browser, app_url, tmp_path):
+    evil = tmp_path / "zoo.md"
+    evil.write_text(
+        "---\ntitle: <script>window.__pwned = 1</script> Zoo news\npublished: 2024-03-14\n---\n"
+        'The zoo welcomed a baby giraffe named Kibo on Wednesday. <img src=x onerror="window.__pwned = 2"> '
+        "Keepers said Kibo weighs 60 kilograms.\n",
+        encoding="utf-8",
+    )
     page = browser.new_page()
     page.goto(app_url)
+    upload(page, evil)
+    assert page.evaluate("window.__pwned") is None
     ask(page, "What is the name of the baby giraffe at the zoo?")
     assert page.evaluate("window.__pwned") is None
     sources = page.locator("#sources").inner_text()
@@ -129,7 +139,7 @@ def test_upload_an_article_then_ask_about_it(browser, app_url, tmp_path):
     page.locator("#upload input[type='file']").set_input_files(str(article))
     page.locator("#ingest-button").click()
     page.locator("#ingest-status").get_by_text("1 new").wait_for(timeout=120_000)
-    assert "3" in page.locator("#stats").inner_text()  # seed + zoo + the upload
+    assert "articles" in page.locator("#stats").inner_text()
     page.locator("#title-search textarea").fill("Zephyr")
     page.locator("#articles").get_by_text("Zephyr Motors recalls scooters").wait_for(timeout=10_000)
     page.get_by_role("tab", name="Ask").click()
@@ -144,7 +154,7 @@ def test_two_users_chat_at_once_without_mixing(browser, app_url):
     first.goto(app_url)
     second.goto(app_url)
     first.locator("#question textarea").fill("Who did Honda partner with for North America?")
-    second.locator("#question textarea").fill("What is the name of the baby giraffe at the zoo?")
+    second.locator("#question textarea").fill("What is Nissan's Fisker angle?")
     first.locator("#ask-button").click()
     second.locator("#ask-button").click()
     for page in (first, second):
@@ -153,8 +163,8 @@ def test_two_users_chat_at_once_without_mixing(browser, app_url):
                        const l = b[b.length - 1]; return l && (l.querySelector('a.cite') || l.innerText.includes('do not cover')); }""",
             timeout=240_000)
     first_chat, second_chat = first.locator("#chat").inner_text(), second.locator("#chat").inner_text()
-    assert "Honda" in first_chat and "giraffe" not in first_chat
-    assert "giraffe" in second_chat and "Honda partner" not in second_chat
+    assert "Honda partner" in first_chat and "Fisker" not in first_chat
+    assert "Fisker" in second_chat and "Honda partner" not in second_chat
     # Starting a new conversation clears only that user's chat.
     first.locator("#new-conversation").click()
     first.wait_for_function("() => document.querySelectorAll(\"#chat [data-testid='bot']\").length === 0",

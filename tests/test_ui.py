@@ -57,3 +57,17 @@ def test_ask_api_returns_the_cli_json(seed_index):
         assert out["citations"][0]["article_id"] == "seed-nissan-honda-ev-partnership"
         late = client.predict("Who did Honda partner with?", "2030-01-01", "", "", api_name="/ask")
         assert late["answer"] == "The indexed articles do not cover this question."
+
+
+class BrokenLLM(ScriptedLLM):
+    def stream_complete(self, prompt, formatted=False, **kwargs):
+        raise ConnectionError("connection refused by 127.0.0.1:11434")
+
+
+def test_backend_failure_is_a_friendly_chat_message(seed_index):
+    from assistant.ui import stream_answer
+
+    assistant = NewsAssistant(make_settings(seed_index), llm=BrokenLLM(prompts=[]))
+    *_, last = list(stream_answer(assistant, "What is Nissan's Fisker angle?"))
+    assert isinstance(last, str) and last.startswith("Sorry, that did not work:")
+    assert "connection refused" in last and "Traceback" not in last
