@@ -6,13 +6,13 @@ from install to a working chat in one command.
 
 import sys
 
-from assistant.cli import _quiet_libraries
+from assistant.cli import quiet_libraries
 from assistant.errors import AssistantError
 from assistant.settings import Settings
 
 
 def main() -> int:
-    _quiet_libraries()
+    quiet_libraries()
     settings = Settings()
     try:
         from assistant.ui import configure_uploads

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     try:
         overrides = {"index_dir": args.index} if args.index else {}
         settings = Settings(**overrides)
@@ -177,7 +177,7 @@ def cmd_eval(settings: Settings, args) -> int:
 COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "stats": cmd_stats, "eval": cmd_eval}
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Library chatter (weight-loading bars, deprecation notes) would bury the answer."""
     warnings.filterwarnings("ignore")
     logging.getLogger().setLevel(logging.ERROR)

@@ -279,27 +279,27 @@ class NewsStore:
         """Every chunk as a llama-index node (text and metadata, no embedding), read page by page."""
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-        nodes = []
-        total = self.collection.count()
-        for offset in range(0, total, STATS_PAGE):
-            page = self.collection.get(include=["documents", "metadatas"], limit=STATS_PAGE, offset=offset)
-            for text, meta in zip(page["documents"], page["metadatas"]):
-                node = metadata_dict_to_node(meta, text=text)
-                nodes.append(node)
-        return nodes
+        return [metadata_dict_to_node(meta, text=text) for text, meta in self._chunk_records(with_text=True)]
+
+    def _chunk_records(self, with_text: bool = False):
+        """(text or None, metadata) of every chunk, read page by page: one get() of a large
+        collection would hold everything at once."""
+        include = ["documents", "metadatas"] if with_text else ["metadatas"]
+        for offset in range(0, self.collection.count(), STATS_PAGE):
+            page = self.collection.get(include=include, limit=STATS_PAGE, offset=offset)
+            texts = page["documents"] if with_text else [None] * len(page["metadatas"])
+            yield from zip(texts, page["metadatas"])
 
     # -- reading -----------------------------------------------------------
     def articles(self) -> list[dict]:
         """One row per article (title, site, published, url, id), newest first."""
         rows: dict[str, dict] = {}
-        for offset in range(0, self.collection.count(), STATS_PAGE):
-            page = self.collection.get(include=["metadatas"], limit=STATS_PAGE, offset=offset)
-            for meta in page["metadatas"]:
-                article_id = meta.get("article_id") or meta.get("document_id")
-                rows.setdefault(article_id, {
-                    "id": article_id, "title": meta.get("title") or article_id, "site": meta.get("site") or "",
-                    "published": meta.get("published") or "", "url": meta.get("url") or "",
-                })
+        for _, meta in self._chunk_records():
+            article_id = meta.get("article_id") or meta.get("document_id")
+            rows.setdefault(article_id, {
+                "id": article_id, "title": meta.get("title") or article_id, "site": meta.get("site") or "",
+                "published": meta.get("published") or "", "url": meta.get("url") or "",
+            })
         return sorted(rows.values(), key=lambda r: (r["published"], r["title"]), reverse=True)
 
     def chunk_count(self) -> int:
@@ -309,16 +309,14 @@ class NewsStore:
         articles: set[str] = set()
         sites: set[str] = set()
         dates: list[str] = []
-        total = self.collection.count()
-        # Paged reads: one get() of a large collection would hold every metadata at once.
-        for offset in range(0, total, STATS_PAGE):
-            page = self.collection.get(include=["metadatas"], limit=STATS_PAGE, offset=offset)
-            for meta in page["metadatas"]:
-                articles.add(meta.get("article_id") or meta.get("document_id"))
-                if meta.get("site"):
-                    sites.add(meta["site"])
-                if meta.get("published"):
-                    dates.append(meta["published"])
+        total = 0
+        for _, meta in self._chunk_records():
+            total += 1
+            articles.add(meta.get("article_id") or meta.get("document_id"))
+            if meta.get("site"):
+                sites.add(meta["site"])
+            if meta.get("published"):
+                dates.append(meta["published"])
         location = (f"chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
                     if self.settings.server_mode else str(Path(self.settings.index_dir).resolve()))
         return IndexStats(

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.cli import _quiet_libraries
+from assistant.cli import quiet_libraries
 from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.evaluation.scoring import METRIC_KEYS
 from assistant.settings import Settings
@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run instead of starting afresh")
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     questions = CACHE / "sets" / f"dev-{args.weeks}w-seed{args.seed}{'-u' if args.unanswerable else ''}.jsonl"
     command = [sys.executable, "-m", "benchmarks.question_sets", "--weeks", str(args.weeks), "--seed", str(args.seed),
                "--out", str(questions)] + (["--unanswerable"] if args.unanswerable else [])

@@ -139,9 +139,9 @@ def main() -> int:
     parser.add_argument("--index", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        from assistant.cli import _quiet_libraries
+        from assistant.cli import quiet_libraries
 
-        _quiet_libraries()
+        quiet_libraries()
         result = WORKERS[args.worker](args.articles, args.index)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.cli import _quiet_libraries
+from assistant.cli import quiet_libraries
 from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.settings import Settings
 
@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-archive", action="store_true")
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     questions, archive, weeks = make_sets(args.weeks, args.seed)
     n_questions = len(questions.read_text(encoding="utf-8").splitlines())
     n_archive = len(archive.read_text(encoding="utf-8").splitlines())

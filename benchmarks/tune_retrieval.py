@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from assistant.answer import NewsAssistant
-from assistant.cli import _quiet_libraries
+from assistant.cli import quiet_libraries
 from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import CorpusIndex, EvalOptions, build_index, corpus_groups, load_articles
 from assistant.evaluation.scoring import compute_metrics, contains_answer, first_hit_rank
@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--index-set", action="append", default=[], help="name=value (chunking settings)")
     parser.add_argument("--root", type=Path, default=REPO / ".cache" / "indexes")
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     base = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.index_set)}
     settings = Settings(embed_cache_dir=REPO / ".cache", **base)
     questions = [q for q in load_questions(args.questions) if q.answer_article_ids]

@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..answer import NewsAssistant, Retrieval
 from ..articles import Article, ArticleLoader
+from ..citations import strip_citations
 from ..chunking import embedding_model
 from ..errors import AssistantError
 from ..settings import Settings
@@ -36,7 +37,6 @@ RESULTS = "results.jsonl"
 COMPLETE_MARK = ".complete"
 INDEX_KEYS = ("chunk_tokens", "chunk_overlap", "embed_model")  # settings that change what is indexed
 METRICS = "metrics.json"
-_CITATION_MARK = r"\[\d+\]"
 
 
 @dataclass
@@ -188,8 +188,6 @@ def build_index(settings: Settings, articles: list[Article]) -> None:
 
 # -- one question --------------------------------------------------------------
 def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
-    import re
-
     record: dict = {
         "id": q.id, "question": q.question, "week": q.week, "date": q.date.isoformat() if q.date else None,
         "source": q.source, "answers": q.answers, "choices": q.choices, "answerable": q.answerable,
@@ -208,7 +206,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
         if options.retrieval_only:
             return record
         answer = engine.answer(retrieval)
-        plain = re.sub(_CITATION_MARK, "", answer.answer)
+        plain = strip_citations(answer.answer)
         record.update({
             "answer": answer.answer,
             "refused": answer.refused,
