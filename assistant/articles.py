@@ -80,12 +80,18 @@ class ArticleLoader:
                 yield from self._load_file(file)
 
     # -- files -----------------------------------------------------------
-    @staticmethod
-    def _files_under(folder: Path) -> Iterator[Path]:
+    def _files_under(self, folder: Path) -> Iterator[Path]:
+        root = folder.resolve()
         for file in folder.rglob("*"):
             hidden = any(part.startswith(".") for part in file.relative_to(folder).parts)
-            if file.is_file() and not hidden and _suffix(file) in SUPPORTED_SUFFIXES:
-                yield file
+            if not file.is_file() or hidden or _suffix(file) not in SUPPORTED_SUFFIXES:
+                continue
+            # A link inside a corpus folder must not pull in files from elsewhere (a shared
+            # upload or corpus folder could otherwise expose any file the process can read).
+            if not file.resolve().is_relative_to(root):
+                self._problem(file, None, f"links outside the folder {folder} (to {file.resolve()}); skipped")
+                continue
+            yield file
 
     def _problem(self, path: Path | str, line: int | None, reason: str) -> None:
         self.problems.append(LoadProblem(str(path), line, reason))
