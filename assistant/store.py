@@ -191,7 +191,13 @@ class NewsStore:
         self._keyword_lock = threading.RLock()
         self.docstore_path = settings.index_dir / DOCSTORE_FILE
         if self.docstore_path.exists():
-            self.docstore = SimpleDocumentStore.from_persist_path(str(self.docstore_path))
+            try:
+                self.docstore = SimpleDocumentStore.from_persist_path(str(self.docstore_path))
+            except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                raise AssistantError(
+                    f"{self.docstore_path} is damaged ({type(exc).__name__}: {exc}); restore it, or move it "
+                    "away and ingest again (chunks already in Chroma are replaced, not duplicated)"
+                ) from exc
         else:
             self.docstore = SimpleDocumentStore()
 
@@ -225,6 +231,7 @@ class NewsStore:
                         report.updated += 1
                     else:
                         report.unchanged += 1
+                self._remove_uncommitted_chunks(batch)
                 # store_doc_text=False: Chroma keeps the chunk text; the docstore
                 # only needs ids and hashes to decide what changed.
                 nodes = pipeline.run(documents=batch, store_doc_text=False)
@@ -235,6 +242,15 @@ class NewsStore:
         if report.added or report.updated or not (self.keyword_dir / KEYWORD_META).exists():
             self.refresh_keyword_index()
         return report
+
+    def _remove_uncommitted_chunks(self, batch) -> None:
+        """Chunks in Chroma of articles the docstore does not know are left from an ingest killed
+        between writing Chroma and the docstore (or a lost docstore). Delete them before adding:
+        Chroma's add() ignores ids it already holds, so a changed article would keep stale chunks,
+        and a shorter new version would leave orphans past its last chunk."""
+        unknown = [doc.id_ for doc in batch if self.docstore.get_document_hash(doc.id_) is None]
+        if unknown:
+            self.collection.delete(where={"document_id": {"$in": unknown}})
 
     @staticmethod
     def _unique_documents(articles: Iterable[Article], report: IngestReport):
