@@ -151,8 +151,19 @@ def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
         tokenizer=tokenizer.tokenize,
         # Deterministic ids: re-running an interrupted ingest overwrites the same
         # chunk ids in Chroma instead of adding duplicates.
-        id_func=lambda i, doc: f"{doc.id_}#{i}",
+        id_func=lambda i, doc: chunk_id(doc.id_, i),
     )
+
+
+def chunk_id(article_id: str, position: int) -> str:
+    """The id of an article's chunk number ``position`` (0-based, in reading order)."""
+    return f"{article_id}#{position}"
+
+
+def chunk_position(node_id: str) -> tuple[str, int] | None:
+    """(article id, position) of a chunk id, or None for ids not made by ``chunk_id``."""
+    article_id, _, number = node_id.rpartition("#")
+    return (article_id, int(number)) if article_id and number.isdigit() else None
 
 
 def article_to_document(article: Article) -> Document:

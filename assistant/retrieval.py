@@ -2,9 +2,11 @@
 
 Hybrid search: the vector retriever over Chroma and BM25 over the same chunks
 each return candidates (date and site filters applied inside Chroma and as a
-mask in BM25); their ranks are fused, an as-of date makes recent articles
+mask in BM25); their scores are fused, an as-of date makes recent articles
 count more, and a diversity pass keeps near-identical passages and too many
-chunks of one article out of the top results.
+chunks of one article out of the top results. Chunks are sized for the
+embedder (256 tokens), which is short for reading: each result comes back as a
+window of the chunk and its neighbours in the article ("small to big").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-from .chunking import embedding_model
+from .chunking import chunk_id, chunk_position, embedding_model
 from .settings import Settings
 from .store import NewsStore
 
@@ -94,11 +96,46 @@ class NewsRetriever:
         if s.retrieval_mode == "bm25" and keyword_nodes:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
 
-        fused = fuse_ranks([vector_nodes, keyword_nodes], [s.vector_weight, 1.0 - s.vector_weight], s.rrf_k)
+        rankings, weights = [vector_nodes, keyword_nodes], [s.vector_weight, 1.0 - s.vector_weight]
+        if s.fusion == "rrf":
+            fused = fuse_ranks(rankings, weights, s.rrf_k)
+        else:
+            fused = fuse_scores(rankings, weights)
         if as_of is not None and s.recency_half_life_days > 0:
             apply_recency(fused, as_of, s.recency_half_life_days)
-        diverse = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard)
-        return RankedChunks(diverse[: s.retrieve_top_k], best_similarity)
+        best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
+        if s.window_chunks > 0:
+            best = self._windows(best)
+        return RankedChunks(best, best_similarity)
+
+    def _windows(self, centers: list[NodeWithScore]) -> list[NodeWithScore]:
+        """Each chunk with up to ``window_chunks`` neighbours on each side, read in one Chroma
+        call; a neighbour already shown in a better window is not repeated.
+
+        Written here because llama-index's small-to-big tools (sentence-window metadata,
+        auto-merging parents) need those windows stored at ingest; ours are reassembled
+        from the deterministic chunk ids, so existing indexes work unchanged."""
+        w = self.settings.window_chunks
+        wanted: dict[str, list[str]] = {}
+        used: set[str] = set()
+        for center in centers:
+            position = chunk_position(center.node.node_id)
+            ids = [center.node.node_id]
+            if position is not None:
+                article, n = position
+                ids = [chunk_id(article, m) for m in range(max(0, n - w), n + w + 1)]
+            ids = [i for i in ids if i not in used or i == center.node.node_id]
+            used.update(ids)
+            wanted[center.node.node_id] = ids
+        stored = self.store.chunks([i for ids in wanted.values() for i in ids])
+        out = []
+        for center in centers:
+            parts = [stored[i] for i in wanted[center.node.node_id] if i in stored] or [center.node]
+            window = center.node.model_copy()
+            window.set_content(join_chunks(parts))
+            window.start_char_idx, window.end_char_idx = parts[0].start_char_idx, parts[-1].end_char_idx
+            out.append(NodeWithScore(node=window, score=center.score))
+        return out
 
     def _vector_search(self, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
         retriever = self.index.as_retriever(
@@ -140,6 +177,39 @@ def fuse_ranks(rankings: list[list[NodeWithScore]], weights: list[float], k: flo
     return fused
 
 
+def fuse_scores(rankings: list[list[NodeWithScore]], weights: list[float]) -> list[NodeWithScore]:
+    """Weighted sum of min-max normalized scores (llama-index's "relative_score" fusion): unlike
+    rank fusion it keeps how far ahead a clear winner is. A chunk missing from a list gets 0 there."""
+    scores: dict[str, float] = {}
+    nodes: dict[str, NodeWithScore] = {}
+    for ranking, weight in zip(rankings, weights):
+        if weight <= 0 or not ranking:
+            continue
+        values = [n.score or 0.0 for n in ranking]
+        low, high = min(values), max(values)
+        for node, value in zip(ranking, values):
+            key = node.node.node_id
+            normalized = (value - low) / (high - low) if high > low else 1.0
+            scores[key] = scores.get(key, 0.0) + weight * normalized
+            nodes.setdefault(key, node)
+    fused = [NodeWithScore(node=nodes[key].node, score=score) for key, score in scores.items()]
+    fused.sort(key=lambda n: n.score, reverse=True)
+    return fused
+
+
+def join_chunks(chunks: list) -> str:
+    """Neighbouring chunks of one article as one text, without repeating their overlap."""
+    text = chunks[0].get_content()
+    for previous, chunk in zip(chunks, chunks[1:]):
+        part = chunk.get_content()
+        if previous.end_char_idx is not None and chunk.start_char_idx is not None:
+            overlap = previous.end_char_idx - chunk.start_char_idx
+            if 0 < overlap < len(part) and text.endswith(part[:overlap]):
+                part = part[overlap:]
+        text = f"{text} {part.lstrip()}" if not text.endswith(("\n", " ")) else text + part.lstrip()
+    return text
+
+
 def apply_recency(nodes: list[NodeWithScore], as_of: dt.date, half_life_days: float) -> None:
     """Halve a chunk's score for every ``half_life_days`` its article is older than ``as_of``.
 
@@ -153,15 +223,26 @@ def apply_recency(nodes: list[NodeWithScore], as_of: dt.date, half_life_days: fl
     nodes.sort(key=lambda n: n.score, reverse=True)
 
 
-def diversify(nodes: list[NodeWithScore], max_per_article: int, duplicate_jaccard: float) -> list[NodeWithScore]:
-    """Drop chunks beyond ``max_per_article`` per article and near-duplicates of a better chunk
-    (the same wire story on two sites): word-set Jaccard similarity at or above the threshold."""
+def diversify(
+    nodes: list[NodeWithScore], max_per_article: int, duplicate_jaccard: float, window: int = 0,
+    limit: int | None = None,
+) -> list[NodeWithScore]:
+    """Drop chunks beyond ``max_per_article`` per article, chunks within ``window`` positions of a
+    better chunk of the same article (they will be shown in its window), and near-duplicates of
+    a better chunk (the same wire story on two sites): word-set Jaccard at or above the threshold."""
     kept: list[NodeWithScore] = []
     kept_words: list[set[str]] = []
+    kept_positions: set[tuple[str, int]] = set()
     per_article: dict[str, int] = {}
     for node in nodes:
+        if limit is not None and len(kept) >= limit:
+            break
         article = node.node.metadata.get("article_id") or node.node.ref_doc_id or node.node.node_id
         if max_per_article and per_article.get(article, 0) >= max_per_article:
+            continue
+        position = chunk_position(node.node.node_id)
+        if position and window and any((position[0], position[1] + d) in kept_positions
+                                       for d in range(-window, window + 1)):
             continue
         words = set(_WORDS.findall(node.node.get_content().lower()))
         if duplicate_jaccard < 1.0 and any(
@@ -170,5 +251,7 @@ def diversify(nodes: list[NodeWithScore], max_per_article: int, duplicate_jaccar
             continue
         kept.append(node)
         kept_words.append(words)
+        if position:
+            kept_positions.add(position)
         per_article[article] = per_article.get(article, 0) + 1
     return kept

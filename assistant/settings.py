@@ -45,18 +45,21 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = Field("hybrid", description="Which retrievers feed the fusion.")
-    candidates: int = Field(30, description="Candidates each retriever returns before fusion.")
-    vector_weight: float = Field(0.5, description="Weight of the vector ranking in rank fusion (BM25 gets the rest).")
-    rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant.")
-    recency_half_life_days: float = Field(90.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
+    candidates: int = Field(50, description="Candidates each retriever returns before fusion.")
+    fusion: Literal["relative_score", "rrf"] = Field(
+        "relative_score", description="Fuse min-max normalized scores (relative_score) or ranks (rrf).")
+    vector_weight: float = Field(0.5, description="Weight of the vector results in fusion (BM25 gets the rest).")
+    rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant (fusion=rrf).")
+    recency_half_life_days: float = Field(365.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
-    max_chunks_per_article: int = Field(2, description="At most this many chunks of one article in the results.")
+    window_chunks: int = Field(1, description="Each retrieved chunk comes back with this many neighbouring chunks of its article on each side.")
+    max_chunks_per_article: int = Field(2, description="At most this many results (chunk windows) of one article.")
     duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")
     retrieve_top_k: int = Field(10, description="Chunks returned after fusion and diversity.")
     context_mode: Literal["sentences", "chunks"] = Field("sentences", description="Give the model selected sentences or whole chunks.")
-    context_candidates: int = Field(8, description="sentences mode: top chunks whose sentences compete for the budget.")
+    context_candidates: int = Field(4, description="sentences mode: top results (chunk windows) whose sentences compete for the budget.")
     context_budget_tokens: int = Field(450, description="sentences mode: token budget of what the model reads.")
-    context_top_k: int = Field(4, description="chunks mode: chunks given to the model as numbered sources.")
+    context_top_k: int = Field(3, description="chunks mode: results (chunk windows) given to the model as numbered sources.")
     min_similarity: float = Field(0.30, description="If no chunk reaches this cosine similarity, the question counts as not covered.")
 
     citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")

@@ -291,6 +291,12 @@ class NewsStore:
     def refresh_keyword_index(self) -> None:
         self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir)
 
+    def chunks(self, ids: list[str]) -> dict:
+        """The stored chunks (nodes with text and metadata) among ``ids``, in one Chroma read."""
+        if not ids:
+            return {}
+        return {node.node_id: node for node in self.vector_store.get_nodes(node_ids=list(ids))}
+
     def all_nodes(self):
         """Every chunk as a llama-index node (text and metadata, no embedding), read page by page."""
         from llama_index.core.vector_stores.utils import metadata_dict_to_node

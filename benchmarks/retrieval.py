@@ -83,24 +83,33 @@ def main() -> int:
     n_questions = len(questions.read_text(encoding="utf-8").splitlines())
     n_archive = len(archive.read_text(encoding="utf-8").splitlines())
     base = Settings(embed_cache_dir=CACHE)
+    chunks = base.model_copy(update={"context_mode": "chunks"})  # context = the top 3 results whole
     per_week = [
-        ("this project: hybrid (default settings)", run("hybrid", questions, RTQA_ARTICLES, True, base)),
-        ("vector only (`retrieval_mode=vector`)", run("vector", questions, RTQA_ARTICLES, True,
-                                                      base.model_copy(update={"retrieval_mode": "vector"}))),
-        ("BM25 only (`retrieval_mode=bm25`)", run("bm25", questions, RTQA_ARTICLES, True,
-                                                  base.model_copy(update={"retrieval_mode": "bm25"}))),
-        ("hybrid, whole chunks as context (`context_mode=chunks`)", run(
-            "hybrid-chunks", questions, RTQA_ARTICLES, True, base.model_copy(update={"context_mode": "chunks"}))),
+        ("this project, default settings (context: selected sentences, 450-token budget)",
+         run("hybrid", questions, RTQA_ARTICLES, True, base)),
+        ("this project, context = top 3 results whole (`context_mode=chunks`)",
+         run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
+        ("vector only (`retrieval_mode=vector`, chunks context)",
+         run("vector", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "vector"}))),
+        ("BM25 only (`retrieval_mode=bm25`, chunks context)",
+         run("bm25", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "bm25"}))),
+        ("hybrid with rank fusion (`fusion=rrf`, chunks context)",
+         run("hybrid-rrf", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"fusion": "rrf"}))),
+        ("hybrid without windows (`window_chunks=0`, top 5 chunks as context)",
+         run("hybrid-nowindow", questions, RTQA_ARTICLES, True,
+             chunks.model_copy(update={"window_chunks": 0, "context_top_k": 5}))),
         ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
          run("baseline", questions, RTQA_ARTICLES, True, base, baseline=True)),
     ]
     archive_rows = []
     if not args.no_archive:
         archive_rows = [
-            ("this project: hybrid, each question with its date", run("archive-hybrid", questions, archive, False, base)),
-            ("this project: hybrid, no dates (`recency_half_life_days=0`, no as-of)",
+            ("this project, default settings, each question with its date",
+             run("archive-hybrid", questions, archive, False, base)),
+            ("this project, context = top 3 results whole", run("archive-chunks", questions, archive, False, chunks)),
+            ("this project without dates (`recency_half_life_days=0`, no as-of exclusion)",
              run("archive-nodate", questions, archive, False,
-                 base.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
+                 chunks.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
             ("llama-index defaults", run("archive-baseline", questions, archive, False, base, baseline=True)),
         ]
     command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (

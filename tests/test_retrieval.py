@@ -1,4 +1,5 @@
-"""Hybrid retrieval: rank fusion, BM25 persisted and kept current, filters, as-of preference, diversity."""
+"""Hybrid retrieval: score and rank fusion, BM25 persisted and kept current, filters, as-of
+preference, diversity, chunk windows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.articles import make_article
-from assistant.retrieval import NewsRetriever, RetrievalFilters, apply_recency, day_number, diversify, fuse_ranks
+from assistant.retrieval import (
+    NewsRetriever, RetrievalFilters, apply_recency, day_number, diversify, fuse_ranks, fuse_scores,
+)
 from assistant.settings import Settings
 from assistant.store import KEYWORD_DIR, NewsStore
 
@@ -24,7 +27,8 @@ def node(node_id: str, article: str = "a", text: str = "", published: str | None
 
 def test_defaults_are_the_documented_ones():
     s = Settings()
-    assert s.retrieval_mode == "hybrid" and s.candidates == 30 and s.rrf_k == 60.0
+    assert s.retrieval_mode == "hybrid" and s.fusion == "relative_score" and s.candidates == 50
+    assert s.vector_weight == 0.5 and s.rrf_k == 60.0 and s.window_chunks == 1
     assert s.max_chunks_per_article == 2 and s.duplicate_jaccard == 0.8
     assert s.recency_half_life_days > 0 and s.context_top_k >= 3
 
@@ -39,6 +43,22 @@ def test_weighted_reciprocal_rank_fusion():
     assert [n.node.node_id for n in fused][0] == "z"  # found by both: first
     only_vector = fuse_ranks([vector, keyword], [1.0, 0.0], k=60)
     assert [n.node.node_id for n in only_vector] == ["x", "y", "z"]
+
+
+def test_relative_score_fusion_keeps_a_clear_winner_ahead():
+    vector = [node("x"), node("y"), node("z")]
+    for n, score in zip(vector, (0.9, 0.5, 0.4)):
+        n.score = score
+    keyword = [node("y"), node("w")]
+    for n, score in zip(keyword, (12.0, 2.0)):
+        n.score = score
+    fused = fuse_scores([vector, keyword], [0.5, 0.5])
+    scores = {n.node.node_id: n.score for n in fused}
+    assert scores["x"] == pytest.approx(0.5)  # best vector score, no keyword match
+    assert scores["y"] == pytest.approx(0.5 * 0.2 + 0.5)  # normalized 0.1/0.5 and 1.0
+    assert scores["z"] == pytest.approx(0.0) and scores["w"] == pytest.approx(0.0)
+    assert [n.node.node_id for n in fused][:2] == ["y", "x"]
+    assert [n.node.node_id for n in fuse_scores([vector, []], [0.5, 0.5])][0] == "x"
 
 
 def test_recency_prefers_recent_articles_and_halves_per_half_life():
@@ -67,6 +87,37 @@ def test_diversity_caps_chunks_per_article_and_drops_near_duplicates():
     kept = [n.node.node_id for n in diversify(ranked, max_per_article=2, duplicate_jaccard=0.8)]
     assert kept == ["a1", "a2", "b1", "d1"]
     assert len(diversify(ranked, max_per_article=0, duplicate_jaccard=1.0)) == 6
+
+
+def test_diversity_leaves_a_better_chunks_neighbours_to_its_window():
+    ranked = [node("A#4", "A"), node("A#5", "A"), node("A#7", "A"), node("B#0", "B"), node("A#3", "A")]
+    with_windows = [n.node.node_id for n in diversify(ranked, 3, 1.0, window=1)]
+    assert with_windows == ["A#4", "A#7", "B#0"]  # A#5 and A#3 are inside A#4's window
+    assert [n.node.node_id for n in diversify(ranked, 3, 1.0, window=0, limit=2)] == ["A#4", "A#5"]
+
+
+def test_results_come_with_neighbouring_chunks_of_their_article(tmp_path):
+    # Ten paragraphs of about 60 tokens: several chunks, each sentence in exactly one paragraph.
+    paragraphs = [f"Paragraph {i} is about the harbour of town number {i}. " + "The ferry runs often. " * 8
+                  for i in range(10)]
+    paragraphs[5] = "The lighthouse keeper Ingrid Solberg retired after forty years. " + "The ferry runs often. " * 8
+    settings = make_settings(tmp_path / "index")
+    store = NewsStore(settings, create=True)
+    store.ingest([make_article(article_id="harbour", title="Harbour news", text="\n\n".join(paragraphs))],
+                 show_progress=False)
+    assert store.chunk_count() >= 3
+    question = "Who is the lighthouse keeper who retired?"
+    alone = NewsRetriever(settings.model_copy(update={"window_chunks": 0}), store).retrieve(question).nodes[0]
+    window = NewsRetriever(settings, store).retrieve(question).nodes[0]
+    assert "Ingrid Solberg" in alone.node.get_content() and "Ingrid Solberg" in window.node.get_content()
+    assert window.node.node_id == alone.node.node_id
+    assert len(window.node.get_content()) > len(alone.node.get_content())
+    text = window.node.get_content()
+    assert alone.node.get_content() in text  # the chunk itself, whole, inside its window
+    # Neighbours are joined without repeating the chunks' overlap.
+    for i in range(10):
+        assert text.count(f"town number {i}.") <= 1
+    assert window.node.metadata["title"] == "Harbour news"
 
 
 @pytest.fixture
