@@ -67,7 +67,8 @@ class Retrieval:
     retrieve_s: float  # ranking + context selection
     rank_s: float = 0.0  # hybrid search, fusion and diversity only
     select_s: float = 0.0  # sentence selection for the prompt
-    best_similarity: float = 0.0  # the relevance gate's input
+    best_similarity: float = 0.0  # best cosine among the vector candidates
+    relevance: float = 0.0  # the relevance gate's input (see NewsAssistant.relevance)
 
     @property
     def retrieved_ids(self) -> list[str]:
@@ -149,7 +150,8 @@ class NewsAssistant:
         started = time.perf_counter()
         ranked = self.retriever.retrieve(question, filters, as_of=as_of)
         ranked_s = time.perf_counter() - started
-        covered = ranked.best_similarity >= self.settings.min_similarity
+        relevance = self.relevance(question, ranked.nodes, ranked.best_similarity)
+        covered = relevance >= self.settings.min_relevance
         sources: list[Citation] = []
         if covered and self.settings.context_mode == "sentences":
             passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates])
@@ -158,7 +160,13 @@ class NewsAssistant:
             sources = [_citation(i, n) for i, n in enumerate(ranked.nodes[: self.settings.context_top_k], start=1)]
         select_s = time.perf_counter() - started - ranked_s
         return Retrieval(question, ranked.nodes, sources, round(ranked_s + select_s, 3),
-                         rank_s=round(ranked_s, 4), select_s=round(select_s, 4), best_similarity=ranked.best_similarity)
+                         rank_s=round(ranked_s, 4), select_s=round(select_s, 4), best_similarity=ranked.best_similarity,
+                         relevance=relevance)
+
+    def relevance(self, question: str, ranked: list[NodeWithScore], best_similarity: float) -> float:
+        """How well the best results match the question, 0..1 (the relevance gate's input)."""
+        return blend_relevance(best_similarity, question_coverage(question, ranked),
+                               self.settings.relevance_cosine_weight)
 
     def ask(
         self,
@@ -259,6 +267,26 @@ class NewsAssistant:
             "generate_s": round(generate_s, 3),
             "answer_tokens": float(count_tokens(self.llm, text)),
         }
+
+
+def question_coverage(question: str, ranked: list[NodeWithScore], top: int = 3) -> float | None:
+    """The largest share of the question's content words that one of the top results contains
+    (title and text); None when the question has no content words."""
+    asked = content_words(question)
+    if not asked:
+        return None
+    return max((len(asked & content_words(f"{n.node.metadata.get('title', '')} {n.node.get_content()}")) / len(asked)
+                for n in ranked[:top]), default=0.0)
+
+
+def blend_relevance(best_similarity: float, coverage: float | None, cosine_weight: float) -> float:
+    """Best cosine similarity blended with the question's coverage. Cosine alone lets a question
+    about another story through when its topic is near (a different election, another storm):
+    the named things in the question must be in the results too. Calibrated on development weeks
+    with questions moved to weeks that cannot answer them (benchmarks/calibrate_refusal.py)."""
+    if coverage is None or best_similarity >= 1.0:  # nothing to match on / BM25-only mode (no cosine)
+        return best_similarity
+    return cosine_weight * best_similarity + (1 - cosine_weight) * coverage
 
 
 def _citation(n: int, node: NodeWithScore, passage: str | None = None) -> Citation:

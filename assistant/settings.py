@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     context_candidates: int = Field(4, description="sentences mode: top results (chunk windows) whose sentences compete for the budget.")
     context_budget_tokens: int = Field(450, description="sentences mode: token budget of what the model reads.")
     context_top_k: int = Field(3, description="chunks mode: results (chunk windows) given to the model as numbered sources.")
-    min_similarity: float = Field(0.30, description="If no chunk reaches this cosine similarity, the question counts as not covered.")
+    min_relevance: float = Field(0.44, description="Below this relevance the question counts as not covered and is refused without asking the model.")
+    relevance_cosine_weight: float = Field(
+        0.5, description="Relevance = this x best cosine similarity + the rest x the share of the question's "
+        "content words found in one of the top 3 results (title and text).")
 
     citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")
 

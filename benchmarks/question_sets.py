@@ -58,24 +58,30 @@ def unanswerable(questions: list[dict], weeks: list[str], count: int, seed: int)
     rng.shuffle(pool)
     out, per_week = [], {w: 0 for w in weeks}
     target = -(-count // len(weeks))
-    for q in pool:
-        if len(out) >= count:
-            break
-        asked = date.fromisoformat(q["date"])
-        for week in rng.sample(weeks, len(weeks)):
-            week_day = date(int(week[:4]), int(week[4:6]), int(week[6:]))
-            if per_week[week] >= target or abs((week_day - asked).days) < 300:
+    used: set[str] = set()
+    # First pass spreads the questions evenly over the weeks; a second pass, with no per-week
+    # cap, fills what the even spread could not (some weeks reject many candidates).
+    for cap in (target, count):
+        for q in pool:
+            if len(out) >= count:
+                break
+            if q["id"] in used:
                 continue
-            if any(f" {fold(a)} " in corpus[week] for a in q["answers"]):
-                continue
-            week_date = next(x["date"] for x in questions if x["week"] == week)
-            out.append({"id": f"unanswerable/{week}/{q['id']}", "week": week, "date": week_date,
-                        "source": "unanswerable", "question": q["question"], "choices": q["choices"],
-                        "answers": q["answers"], "article_ids": next(x["article_ids"] for x in questions
-                                                                      if x["week"] == week and x["article_ids"]),
-                        "answer_article_ids": [], "answerable": False})
-            per_week[week] += 1
-            break
+            asked = date.fromisoformat(q["date"])
+            for week in rng.sample(weeks, len(weeks)):
+                week_day = date(int(week[:4]), int(week[4:6]), int(week[6:]))
+                if per_week[week] >= cap or abs((week_day - asked).days) < 300:
+                    continue
+                if any(f" {fold(a)} " in corpus[week] for a in q["answers"]):
+                    continue
+                week_date = next(x["date"] for x in questions if x["week"] == week)
+                out.append({"id": f"unanswerable/{week}/{q['id']}", "week": week, "date": week_date,
+                            "source": "unanswerable", "question": q["question"], "choices": q["choices"],
+                            "answers": q["answers"], "article_ids": [], "answer_article_ids": [],
+                            "answerable": False})
+                per_week[week] += 1
+                used.add(q["id"])
+                break
     return out
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant
+from assistant.answer import Citation, NewsAssistant, blend_relevance, question_coverage
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.retrieval import RetrievalFilters
@@ -51,6 +51,24 @@ def test_nothing_relevant_means_refusal_without_asking_the_model(seed_index):
     answer = assistant.ask("What is the capital of Mongolia?")
     assert answer.answer == REFUSAL and answer.refused and answer.citations == []
     assert llm.prompts == []
+
+
+def test_relevance_gate_needs_the_questions_named_things_not_just_the_topic(seed_index):
+    assistant, llm = assistant_with(seed_index, "Toyota and BMW [1].")
+    on_topic = assistant.retrieve("What is Nissan's Fisker angle?")
+    near_topic = assistant.retrieve("How many Toyota Prius hybrids were recalled in Japan?")
+    assert on_topic.relevance >= assistant.settings.min_relevance + 0.05 and on_topic.sources
+    assert near_topic.best_similarity > 0.3  # the topic (Japanese carmakers) is close...
+    assert near_topic.relevance < assistant.settings.min_relevance  # ...but the article names none of it
+    assert near_topic.sources == [] and assistant.answer(near_topic).refused and llm.prompts == []
+
+
+def test_relevance_blend():
+    assert blend_relevance(0.6, 0.9, 2 / 3) == pytest.approx(0.7)
+    assert blend_relevance(0.6, None, 0.5) == 0.6  # a question of stopwords only: cosine alone
+    assert blend_relevance(1.0, 0.0, 0.5) == 1.0  # BM25-only mode has no cosine: never gated
+    assert question_coverage("the and of", []) is None
+    assert question_coverage("Nissan Fisker", []) == 0.0
 
 
 def test_model_refusal_is_normalized(seed_index):

@@ -203,6 +203,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
         record["timings"] = {"retrieve_s": retrieval.retrieve_s, "rank_s": getattr(retrieval, "rank_s", retrieval.retrieve_s),
                              "select_s": getattr(retrieval, "select_s", 0.0)}
         record["best_similarity"] = getattr(retrieval, "best_similarity", None)
+        record["relevance"] = getattr(retrieval, "relevance", None)
         if options.retrieval_only:
             return record
         answer = engine.answer(retrieval)
