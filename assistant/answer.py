@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
 from llama_index.core import get_response_synthesizer
 from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT as CONDENSE_PROMPT
 from llama_index.core.llms import ChatMessage, MessageRole
@@ -25,7 +26,7 @@ from .chunking import embedding_model
 from .context import SentenceSelector, content_words
 from .citations import Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
-from .llm import build_llm, count_tokens
+from .llm import build_llm, count_tokens, next_token_logprobs
 from .retrieval import NewsRetriever, RetrievalFilters
 from .settings import REFUSAL, Settings, env_name
 from .store import NewsStore
@@ -216,7 +217,8 @@ class NewsAssistant:
         if not retrieval.sources:
             timings["total_s"] = retrieval.retrieve_s
             return Answer(retrieval.question, REFUSAL, [], retrieval.retrieved_ids, timings, refused=True)
-        text, generation = self._generate(retrieval, on_token, choices)
+        picked = self._pick_by_likelihood(retrieval, choices) if choices else None
+        text, generation = picked or self._generate(retrieval, on_token, choices)
         timings.update(generation)
         if choices:  # a multiple-choice pick is a letter, not a claim to check sentence by sentence
             checked = self.checker.check_pick(text, retrieval.sources)
@@ -226,6 +228,37 @@ class NewsAssistant:
         return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
                       refused=checked.refused, sources=retrieval.sources, context=retrieval.context,
                       checks=checked.checks)
+
+    def _pick_by_likelihood(self, retrieval: Retrieval, choices: list[str]) -> tuple[str, dict[str, float]] | None:
+        """A multiple-choice pick from the model's next-token probabilities of the letters, averaged
+        over every cyclic order of the choices. Small models favour a position ("A") whatever the
+        choices say; shown each choice at each position, that bias cancels out and only the
+        preference for the content remains. Returns None for backends without token probabilities."""
+        k = min(len(choices), len(LETTERS))
+        letters = list(LETTERS[:k])
+        totals = np.zeros(k)
+        started = time.perf_counter()
+        with self._llm_lock:
+            for shift in range(k):
+                order = [(j + shift) % k for j in range(k)]  # position j shows choice order[j]
+                query = retrieval.question + "\nChoices:\n" + "\n".join(
+                    f"{letter}. {choices[i]}" for letter, i in zip(letters, order))
+                messages = CHOICE_PROMPT.format_messages(context_str=retrieval.context, query_str=query)
+                try:
+                    logprobs = next_token_logprobs(self.llm, self.llm.messages_to_prompt(messages), letters)
+                except Exception:  # any llama.cpp internals mismatch: fall back to generation
+                    return None
+                if logprobs is None:
+                    return None
+                for position, i in enumerate(order):
+                    totals[i] += logprobs[position]
+        best = int(np.argmax(totals))
+        words = content_words(choices[best])
+        # Cite the source that names the choice best (the reader checks the pick there).
+        source = max(retrieval.sources, key=lambda s: len(words & content_words(f"{s.title} {s.text}")))
+        text = f"{LETTERS[best]}. {choices[best]} [{source.n}]"
+        elapsed = round(time.perf_counter() - started, 3)
+        return text, {"first_token_s": elapsed, "generate_s": elapsed, "answer_tokens": 0.0}
 
     def _generate(self, retrieval: Retrieval, on_token, choices) -> tuple[str, dict[str, float]]:
         nodes = [NodeWithScore(node=TextNode(text=_source_block(s)), score=1.0) for s in retrieval.sources]

@@ -114,3 +114,37 @@ def count_tokens(llm, text: str) -> int:
     if model is not None and hasattr(model, "tokenize"):
         return len(model.tokenize(text.encode("utf-8"), add_bos=False))
     return round(len(text.split()) * 1.3)  # English averages about 1.3 BPE tokens per word
+
+
+def next_token_logprobs(llm, prompt: str, options: list[str]) -> list[float] | None:
+    """Log-probabilities (normalized over ``options``) that the model's next token starts each
+    option, for llama.cpp models; None for other backends (they fall back to generation).
+
+    llama-index's LlamaCPP wrapper exposes only text generation, and llama-cpp-python returns
+    logprobs only for models loaded with logits_all (a full logits matrix per prompt token). So
+    this evaluates the prompt on the wrapped ``Llama`` directly, reusing the cached prefix it
+    shares with the previous prompt (as ``Llama.generate`` does), and reads the last logits.
+    Written against the pinned llama-cpp-python 0.3.36."""
+    import numpy as np
+
+    llama = getattr(llm, "_model", None)
+    if llama is None or not hasattr(llama, "eval") or not hasattr(llama, "_ctx"):
+        return None
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    if len(tokens) >= llama.n_ctx():
+        return None
+    shared = 0
+    for cached, new in zip(llama.input_ids[: llama.n_tokens], tokens[:-1]):  # the last token is always evaluated
+        if cached != new:
+            break
+        shared += 1
+    llama.n_tokens = shared
+    llama.eval(tokens[shared:])
+    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+    scores = []
+    for option in options:
+        ids = {llama.tokenize(variant.encode("utf-8"), add_bos=False, special=False)[0]
+               for variant in (option, " " + option)}
+        scores.append(max(logits[i] for i in ids))
+    scores = np.array(scores)
+    return list(scores - scores.max() - np.log(np.exp(scores - scores.max()).sum()))

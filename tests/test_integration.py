@@ -60,3 +60,17 @@ def test_instructions_inside_an_article_do_not_change_an_unrelated_answer(seed_i
     assert "banana" not in out["answer"].lower()
     assert "fisker" in out["answer"].lower()
     assert all(c["article_id"] == SEED_ID for c in out["citations"])
+
+
+def test_multiple_choice_pick_with_the_real_model_is_not_position_biased(seed_index):
+    from assistant.answer import NewsAssistant
+    from assistant.settings import Settings
+
+    assistant = NewsAssistant(Settings(index_dir=seed_index))
+    question = "Which carmaker is Nissan in talks to invest in?"
+    choices = ["Rivian", "Lucid", "Fisker", "Polestar"]
+    for rotation in range(4):  # the right choice at every position, A to D
+        shown = choices[rotation:] + choices[:rotation]
+        answer = assistant.ask(question, choices=shown)
+        assert answer.answer.startswith(f"{'ABCD'[shown.index('Fisker')]}. Fisker [1]"), (shown, answer.answer)
+        assert answer.citations[0].article_id == SEED_ID and "Fisker" in answer.citations[0].text
