@@ -36,6 +36,9 @@ browser:
 
 bench: install
 	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.retrieval
+	$(BIN)/python -m benchmarks.eval_weeks --unanswerable 278
+	$(BIN)/python -m benchmarks.load
 
 clean-index:
 	rm -rf index/* && touch index/.gitkeep
