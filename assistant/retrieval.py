@@ -26,6 +26,7 @@ from .settings import Settings
 from .store import NewsStore
 
 EPOCH = dt.date(1970, 1, 1)
+VECTOR_HEADROOM = 3  # unfiltered vector search fetches this many times the candidates (see _vector_search)
 _WORDS = re.compile(r"\w+")
 
 
@@ -86,11 +87,14 @@ class NewsRetriever:
         """``as_of`` is the day the question is asked: later articles do not exist yet, recent ones count more."""
         s = self.settings
         filters = filters or RetrievalFilters()
+        asked_filters = filters
         if as_of is not None:
             limit = as_of + dt.timedelta(days=s.as_of_grace_days)
             filters = replace(filters, until=min(filters.until, limit) if filters.until else limit)
 
-        vector_nodes = self._vector_search(question, filters) if s.retrieval_mode in ("hybrid", "vector") else []
+        vector_nodes = []
+        if s.retrieval_mode in ("hybrid", "vector"):
+            vector_nodes = self._vector_search(question, filters, asked_filters)
         best_similarity = max((n.score or 0.0 for n in vector_nodes), default=0.0)
         keyword_nodes = self._keyword_search(question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
         if s.retrieval_mode == "bm25" and keyword_nodes:
@@ -137,11 +141,25 @@ class NewsRetriever:
             out.append(NodeWithScore(node=window, score=center.score))
         return out
 
-    def _vector_search(self, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
-        retriever = self.index.as_retriever(
-            similarity_top_k=self.settings.candidates, filters=filters.to_metadata_filters()
-        )
-        nodes = retriever.retrieve(question)
+    def _vector_search(
+        self, question: str, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None
+    ) -> list[NodeWithScore]:
+        """Nearest chunks under ``filters``. When the only filter is the as-of limit (the usual
+        case: asked today, nothing is excluded), search unfiltered with some headroom and drop
+        later articles here: Chroma's filtered search pre-selects every matching id, which costs
+        about 0.15 s per query on a 50,000-chunk index against 0.02 s unfiltered. Only if too
+        few candidates survive is the filtered search run."""
+        k = self.settings.candidates
+        if asked_filters is not None and asked_filters.is_empty() and filters.until is not None:
+            last_day = day_number(filters.until)
+            nodes = self._nearest(question, k * VECTOR_HEADROOM, None)
+            kept = [n for n in nodes if int(n.node.metadata.get("published_day", -1)) <= last_day]
+            if len(kept) >= k or len(nodes) < k * VECTOR_HEADROOM:  # enough, or the index holds no more
+                return kept[:k]
+        return self._nearest(question, k, filters.to_metadata_filters())
+
+    def _nearest(self, question: str, k: int, metadata_filters: MetadataFilters | None) -> list[NodeWithScore]:
+        nodes = self.index.as_retriever(similarity_top_k=k, filters=metadata_filters).retrieve(question)
         for node in nodes:
             # llama-index's Chroma store reports exp(-distance); with the cosine
             # space distance = 1 - cosine, so undo it to get a cosine we can threshold.

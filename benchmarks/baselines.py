@@ -62,7 +62,8 @@ class DefaultPipeline:
                      text=n.node.get_content(metadata_mode=MetadataMode.LLM))
             for i, n in enumerate(ranked[:DEFAULT_QUERY_ENGINE_TOP_K], start=1)
         ]
-        return _DefaultRetrieval(question, ranked, sources, round(time.perf_counter() - started, 3))
+        elapsed = time.perf_counter() - started
+        return _DefaultRetrieval(question, ranked, sources, round(elapsed, 3), rank_s=round(elapsed, 4))
 
     def answer(self, retrieval: Retrieval, on_token=None, choices=None) -> Answer:
         from llama_index.core import get_response_synthesizer

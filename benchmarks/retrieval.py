@@ -1,7 +1,7 @@
 """Retrieval benchmark: this project's hybrid retrieval, its parts alone, and the plain
 llama-index default pipeline, on the same development weeks and questions, in one run.
 
-    python -m benchmarks.retrieval [--weeks 30] [--seed 2026]
+    python -m benchmarks.retrieval [--weeks 30] [--seed 2026] [--only per-week|archive]
 
 Per-week protocol: each week's questions (those with answer_article_ids) are asked
 against a fresh index of that week's articles (kept under .cache/indexes and
@@ -76,7 +76,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weeks", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--no-archive", action="store_true")
+    parser.add_argument("--only", choices=("per-week", "archive"), default=None,
+                        help="measure one of the two protocols (each is its own BENCHMARKS.md section)")
     args = parser.parse_args()
     quiet_libraries()
     questions, archive, weeks = make_sets(args.weeks, args.seed)
@@ -84,25 +85,40 @@ def main() -> int:
     n_archive = len(archive.read_text(encoding="utf-8").splitlines())
     base = Settings(embed_cache_dir=CACHE)
     chunks = base.model_copy(update={"context_mode": "chunks"})  # context = the top 3 results whole
-    per_week = [
-        ("this project, default settings (context: selected sentences, 450-token budget)",
-         run("hybrid", questions, RTQA_ARTICLES, True, base)),
-        ("this project, context = top 3 results whole (`context_mode=chunks`)",
-         run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
-        ("vector only (`retrieval_mode=vector`, chunks context)",
-         run("vector", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "vector"}))),
-        ("BM25 only (`retrieval_mode=bm25`, chunks context)",
-         run("bm25", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "bm25"}))),
-        ("hybrid with rank fusion (`fusion=rrf`, chunks context)",
-         run("hybrid-rrf", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"fusion": "rrf"}))),
-        ("hybrid without windows (`window_chunks=0`, top 5 chunks as context)",
-         run("hybrid-nowindow", questions, RTQA_ARTICLES, True,
-             chunks.model_copy(update={"window_chunks": 0, "context_top_k": 5}))),
-        ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
-         run("baseline", questions, RTQA_ARTICLES, True, base, baseline=True)),
-    ]
-    archive_rows = []
-    if not args.no_archive:
+    command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
+        f" --seed {args.seed}" if args.seed != 2026 else "")
+    about = (f"Machine: {machine()}  \n"
+             f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
+             f"weeks chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk (for this project: the "
+             "chunk with its neighbours) containing a gold answer (folded); `context_hit` is a gold answer in the exact "
+             "text the model is given, `context_tokens` its mean length (MiniLM tokenizer); `retrieval_p*` is ranking "
+             "time per question (no LLM, no sentence selection).")
+    if args.only in (None, "per-week"):
+        per_week = [
+            ("this project, default settings (context: selected sentences, 450-token budget)",
+             run("hybrid", questions, RTQA_ARTICLES, True, base)),
+            ("this project, context = top 3 results whole (`context_mode=chunks`)",
+             run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
+            ("vector only (`retrieval_mode=vector`, chunks context)",
+             run("vector", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "vector"}))),
+            ("BM25 only (`retrieval_mode=bm25`, chunks context)",
+             run("bm25", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "bm25"}))),
+            ("hybrid with rank fusion (`fusion=rrf`, chunks context)",
+             run("hybrid-rrf", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"fusion": "rrf"}))),
+            ("hybrid without windows (`window_chunks=0`, top 5 chunks as context)",
+             run("hybrid-nowindow", questions, RTQA_ARTICLES, True,
+                 chunks.model_copy(update={"window_chunks": 0, "context_top_k": 5}))),
+            ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
+             run("baseline", questions, RTQA_ARTICLES, True, base, baseline=True)),
+        ]
+        publish("\n".join([
+            "## Retrieval on development weeks, per week",
+            "",
+            f"Command: `{command} --only per-week` (all rows measured in the same run; a fresh index of each "
+            "week's articles)  ",
+            about, "", *table(per_week), "",
+        ]))
+    if args.only in (None, "archive"):
         archive_rows = [
             ("this project, default settings, each question with its date",
              run("archive-hybrid", questions, archive, False, base)),
@@ -112,32 +128,15 @@ def main() -> int:
                  chunks.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
             ("llama-index defaults", run("archive-baseline", questions, archive, False, base, baseline=True)),
         ]
-    command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 else "")
-    lines = [
-        "## Retrieval on development weeks",
-        "",
-        f"Command: `{command}` (all rows measured in the same run)  ",
-        f"Machine: {machine()}  ",
-        f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development weeks "
-        f"chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk containing a gold answer "
-        "(folded); `context_hit` is a gold answer in the exact text the model is given, `context_tokens` its mean "
-        "length (MiniLM tokenizer); `retrieval_p*` is ranking time per question (no LLM).",
-        "",
-        "### Per week (fresh index of each week's articles)",
-        "",
-        *table(per_week),
-        "",
-    ]
-    if archive_rows:
-        lines += [
-            f"### Whole archive: one index of {n_archive:,} articles (all {len(weeks)} weeks, "
-            f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]})",
+        publish("\n".join([
+            f"## Retrieval over the whole archive: one index of {n_archive:,} articles",
             "",
-            *table(archive_rows),
-            "",
-        ]
-    publish("\n".join(lines))
+            f"Command: `{command} --only archive` (all rows measured in the same run)  ",
+            f"Index: all articles of the {len(weeks)} weeks below in one store, "
+            f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]}; every question is asked with its own "
+            "date (as-of: later articles excluded, older ones discounted).  ",
+            about, "", *table(archive_rows), "",
+        ]))
     return 0
 
 
