@@ -180,3 +180,20 @@ def test_as_of_excludes_later_articles_and_prefers_recent_ones(archive):
     assert in_january == ["old-gas"]
     in_december = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 12, 2)))
     assert in_december[0] == "future"
+
+
+def test_as_of_search_falls_back_to_the_filtered_query_when_later_articles_crowd_the_top(tmp_path):
+    settings = make_settings(tmp_path / "index", candidates=2, retrieval_mode="vector")
+    store = NewsStore(settings, create=True)
+    later = [make_article(article_id=f"later-{i}", title="Gas prices", published=f"2024-0{1 + i % 9}-15",
+                          text=f"Gas prices rose to $3.{i}0 a gallon this week, the motor club said.") for i in range(9)]
+    early = make_article(article_id="early", title="Fuel costs", published="2020-05-01",
+                         text="Pump prices for gasoline eased slightly, drivers reported.")
+    store.ingest(later + [early], show_progress=False)
+    retriever = NewsRetriever(settings, store)
+    # Unfiltered, the 6 nearest (2 candidates x headroom 3) are all later than the as-of date...
+    nearest = retriever._nearest("What happened to gas prices?", 6, None)
+    assert all(n.node.metadata["article_id"].startswith("later") for n in nearest)
+    # ...so the filtered query runs and still finds the one article that existed then.
+    assert ids(retriever.retrieve("What happened to gas prices?", as_of=dt.date(2020, 6, 1))) == ["early"]
+    assert ids(retriever.retrieve("What happened to gas prices?", as_of=dt.date(2024, 1, 20)))[0] == "later-0"
