@@ -86,7 +86,7 @@ def main() -> int:
     base = Settings(embed_cache_dir=CACHE)
     chunks = base.model_copy(update={"context_mode": "chunks"})  # context = the top 3 results whole
     command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 else "")
+        f" --seed {args.seed}" if args.seed != 2026 else "") + (f" --only {args.only}" if args.only else "")
     about = (f"Machine: {machine()}  \n"
              f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
              f"weeks chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk (for this project: the "
@@ -114,8 +114,8 @@ def main() -> int:
         publish("\n".join([
             "## Retrieval on development weeks, per week",
             "",
-            f"Command: `{command} --only per-week` (all rows measured in the same run; a fresh index of each "
-            "week's articles)  ",
+            f"Command: `{command}` (all rows measured in the same run; `--only per-week` reruns just this table; "
+            "a fresh index of each week's articles)  ",
             about, "", *table(per_week), "",
         ]))
     if args.only in (None, "archive"):
@@ -131,7 +131,7 @@ def main() -> int:
         publish("\n".join([
             f"## Retrieval over the whole archive: one index of {n_archive:,} articles",
             "",
-            f"Command: `{command} --only archive` (all rows measured in the same run)  ",
+            f"Command: `{command}` (all rows measured in the same run; `--only archive` reruns just this table)  ",
             f"Index: all articles of the {len(weeks)} weeks below in one store, "
             f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]}; every question is asked with its own "
             "date (as-of: later articles excluded, older ones discounted).  ",
