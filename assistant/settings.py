@@ -52,14 +52,14 @@ class Settings(BaseSettings):
     rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant (fusion=rrf).")
     recency_half_life_days: float = Field(365.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
-    window_chunks: int = Field(1, description="Each retrieved chunk comes back with this many neighbouring chunks of its article on each side.")
+    window_chunks: int = Field(0, description="Each retrieved chunk comes back with this many neighbouring chunks of its article on each side (1 ranks better; see README).")
     max_chunks_per_article: int = Field(2, description="At most this many results (chunk windows) of one article.")
     duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")
     retrieve_top_k: int = Field(10, description="Chunks returned after fusion and diversity.")
     context_mode: Literal["sentences", "chunks"] = Field("sentences", description="Give the model selected sentences or whole chunks.")
-    context_candidates: int = Field(4, description="sentences mode: top results (chunk windows) whose sentences compete for the budget.")
+    context_candidates: int = Field(8, description="sentences mode: top results whose sentences compete for the budget.")
     context_budget_tokens: int = Field(450, description="sentences mode: token budget of what the model reads.")
-    context_top_k: int = Field(3, description="chunks mode: results (chunk windows) given to the model as numbered sources.")
+    context_top_k: int = Field(4, description="chunks mode: results given to the model as numbered sources.")
     min_relevance: float = Field(0.44, description="Below this relevance the question counts as not covered and is refused without asking the model.")
     relevance_cosine_weight: float = Field(
         0.5, description="Relevance = this x best cosine similarity + the rest x the share of the question's "

@@ -28,7 +28,7 @@ def node(node_id: str, article: str = "a", text: str = "", published: str | None
 def test_defaults_are_the_documented_ones():
     s = Settings()
     assert s.retrieval_mode == "hybrid" and s.fusion == "relative_score" and s.candidates == 50
-    assert s.vector_weight == 0.5 and s.rrf_k == 60.0 and s.window_chunks == 1
+    assert s.vector_weight == 0.5 and s.rrf_k == 60.0 and s.window_chunks == 0
     assert s.max_chunks_per_article == 2 and s.duplicate_jaccard == 0.8
     assert s.recency_half_life_days > 0 and s.context_top_k >= 3
 
@@ -108,7 +108,7 @@ def test_results_come_with_neighbouring_chunks_of_their_article(tmp_path):
     assert store.chunk_count() >= 3
     question = "Who is the lighthouse keeper who retired?"
     alone = NewsRetriever(settings.model_copy(update={"window_chunks": 0}), store).retrieve(question).nodes[0]
-    window = NewsRetriever(settings, store).retrieve(question).nodes[0]
+    window = NewsRetriever(settings.model_copy(update={"window_chunks": 1}), store).retrieve(question).nodes[0]
     assert "Ingrid Solberg" in alone.node.get_content() and "Ingrid Solberg" in window.node.get_content()
     assert window.node.node_id == alone.node.node_id
     assert len(window.node.get_content()) > len(alone.node.get_content())
