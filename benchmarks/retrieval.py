@@ -90,7 +90,7 @@ def main() -> int:
         f" --seed {args.seed}" if args.seed != 2026 else "") + (f" --only {args.only}" if args.only else "")
     about = (f"Machine: {machine()}  \n"
              f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
-             f"weeks chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk (for this project: the "
+             f"weeks chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk (with windows: the "
              "chunk with its neighbours) containing a gold answer (folded); `context_hit` is a gold answer in the exact "
              "text the model is given, `context_tokens` its mean length (MiniLM tokenizer); `retrieval_p*` is ranking "
              "time per question (no LLM, no sentence selection).")
@@ -100,13 +100,13 @@ def main() -> int:
              run("hybrid", questions, RTQA_ARTICLES, True, base)),
             ("this project with windows (`window_chunks=1`), context = top 3 windows whole",
              run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
-            ("vector only (`retrieval_mode=vector`, chunks context)",
+            ("vector only (`retrieval_mode=vector`, windows, top 3 as context)",
              run("vector", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "vector"}))),
-            ("BM25 only (`retrieval_mode=bm25`, chunks context)",
+            ("BM25 only (`retrieval_mode=bm25`, windows, top 3 as context)",
              run("bm25", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "bm25"}))),
-            ("hybrid with rank fusion (`fusion=rrf`, chunks context)",
+            ("hybrid with rank fusion (`fusion=rrf`, windows, top 3 as context)",
              run("hybrid-rrf", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"fusion": "rrf"}))),
-            ("hybrid without windows (`window_chunks=0`, top 5 chunks as context)",
+            ("hybrid without windows (`window_chunks=0`, the default ranking; top 5 chunks as context)",
              run("hybrid-nowindow", questions, RTQA_ARTICLES, True,
                  chunks.model_copy(update={"window_chunks": 0, "context_top_k": 5}))),
             ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
@@ -125,7 +125,7 @@ def main() -> int:
              run("archive-hybrid", questions, archive, False, base)),
             ("this project with windows, context = top 3 windows whole",
              run("archive-chunks", questions, archive, False, chunks)),
-            ("this project without dates (`recency_half_life_days=0`, no as-of exclusion)",
+            ("this project with windows, without dates (`recency_half_life_days=0`, no as-of exclusion)",
              run("archive-nodate", questions, archive, False,
                  chunks.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
             ("llama-index defaults", run("archive-baseline", questions, archive, False, base, baseline=True)),
