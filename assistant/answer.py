@@ -241,8 +241,7 @@ class NewsAssistant:
         with self._llm_lock:
             for shift in range(k):
                 order = [(j + shift) % k for j in range(k)]  # position j shows choice order[j]
-                query = retrieval.question + "\nChoices:\n" + "\n".join(
-                    f"{letter}. {choices[i]}" for letter, i in zip(letters, order))
+                query = choice_query(retrieval.question, [choices[i] for i in order])
                 messages = CHOICE_PROMPT.format_messages(context_str=retrieval.context, query_str=query)
                 try:
                     logprobs = next_token_logprobs(self.llm, self.llm.messages_to_prompt(messages), letters)
@@ -264,7 +263,7 @@ class NewsAssistant:
         nodes = [NodeWithScore(node=TextNode(text=_source_block(s)), score=1.0) for s in retrieval.sources]
         query = retrieval.question
         if choices:
-            query += "\nChoices:\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
+            query = choice_query(query, choices)
         synthesizer = get_response_synthesizer(
             llm=self.llm,
             text_qa_template=CHOICE_PROMPT if choices else QA_PROMPT,
@@ -300,6 +299,11 @@ class NewsAssistant:
             "generate_s": round(generate_s, 3),
             "answer_tokens": float(count_tokens(self.llm, text)),
         }
+
+
+def choice_query(question: str, choices: list[str]) -> str:
+    """The question with its choices lettered A, B, ... in the given order."""
+    return question + "\nChoices:\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
 
 
 def question_coverage(question: str, ranked: list[NodeWithScore], top: int = 3) -> float | None:
