@@ -97,8 +97,96 @@ class EmbeddingCache(BaseKVStore):
         return self.delete(key, collection)
 
 
+# A fixed probe for checking an int8 export against the fp32 model it came from.
+_PROBE_TEXTS = (
+    "title: Honda and Sony form a joint venture\nsite: reuters.com\npublished: 2022-06-16\n\n"
+    "The companies will sell electric vehicles in North America from 2025.",
+    "Gas prices fell for the seventh straight week, the national average now $3.61 a gallon.",
+    "Who won the 2022 World Cup final?",
+    "Nissan said it is in talks about a stake in Fisker's factory in Ohio.",
+)
+# Below this cosine to fp32 on the probe, an export is rejected (measured: >= 0.985).
+_INT8_MIN_COSINE = 0.97
+
+
+def onnx_transformer(onnx_file: Path, config, threads: int):
+    """The transformer of a sentence-transformers model run by onnxruntime, to put
+    in place of the torch module (tokenizer, pooling and normalisation stay ST's).
+
+    Hand-written because sentence-transformers' own ONNX backend needs
+    optimum-onnx, whose releases pin transformers<4.58 while this project pins
+    transformers 5.x; onnxruntime itself is already installed (chromadb needs it).
+    Sessions are thread-safe, so concurrent requests share one.
+    """
+    import onnxruntime
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+
+    class OnnxTransformer(torch.nn.Module):  # a Module: ST assigns it as a child module
+        def __init__(self):
+            super().__init__()
+            self.config = config
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None, **_ignored):
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            feed = {name: inputs[name].cpu().numpy().astype(np.int64) for name in input_names}
+            (hidden,) = session.run(["last_hidden_state"], feed)
+            return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+    return OnnxTransformer()
+
+
+def export_int8_encoder(sentence_model, target: Path) -> None:
+    """Export the torch transformer to ONNX and quantize its weights to int8
+    (dynamic quantization: int8 weights, activations quantized per batch), once
+    per model, at first use. Written to a temporary name and renamed, so two
+    processes building it at once never load a half-written file."""
+    import tempfile
+
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    transformer = sentence_model[0].model
+
+    class HiddenStates(torch.nn.Module):
+        # torch.onnx traces positional inputs; BertModel wants keywords.
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = sentence_model.tokenizer(list(_PROBE_TEXTS[:2]), padding=True, return_tensors="pt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        fp32_file = Path(work) / "fp32.onnx"
+        int8_file = Path(work) / "int8.onnx"
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer chatter about shape-dependent Python branches
+            torch.onnx.export(
+                HiddenStates(transformer).eval(), tuple(sample[n] for n in names), str(fp32_file),
+                input_names=names, output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]},
+                opset_version=17, dynamo=False,
+            )
+        quantize_dynamic(str(fp32_file), str(int8_file), weight_type=QuantType.QInt8, per_channel=True)
+        int8_file.replace(target)
+
+
 @lru_cache(maxsize=4)
-def _load_embedding_model(model_dir: str, batch_size: int, cache_path: str | None):
+def _load_embedding_model(model_dir: str, batch_size: int, cache_path: str | None, int8_file: str | None):
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     if not Path(model_dir, "modules.json").exists():
@@ -107,25 +195,65 @@ def _load_embedding_model(model_dir: str, batch_size: int, cache_path: str | Non
     model = HuggingFaceEmbedding(model_name=model_dir, device="cpu", embed_batch_size=batch_size, normalize=True)
     # Set after construction: HuggingFaceEmbedding forwards unknown keywords to SentenceTransformer.
     model.embeddings_cache = cache
+    if int8_file:
+        _use_int8_encoder(model._model, Path(int8_file))
     return model
+
+
+def _use_int8_encoder(sentence_model, int8_file: Path) -> None:
+    """Swap the torch transformer for the int8 ONNX one, building it if missing;
+    a build that drifts from fp32 on the probe texts is rejected, not used."""
+    import torch
+
+    built_now = not int8_file.exists()
+    if built_now:
+        export_int8_encoder(sentence_model, int8_file)
+    reference = sentence_model.encode(list(_PROBE_TEXTS), normalize_embeddings=True) if built_now else None
+    try:
+        sentence_model[0].model = onnx_transformer(int8_file, sentence_model[0].model.config, torch.get_num_threads())
+    except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+        int8_file.unlink(missing_ok=True)
+        raise AssistantError(f"the int8 encoder {int8_file} does not load ({exc}); it was removed and is rebuilt on the next run") from exc
+    if reference is not None:
+        cosine = float((sentence_model.encode(list(_PROBE_TEXTS), normalize_embeddings=True) * reference).sum(1).min())
+        if cosine < _INT8_MIN_COSINE:
+            int8_file.unlink(missing_ok=True)
+            raise AssistantError(
+                f"the int8 export of the embedder drifts from fp32 (cosine {cosine:.3f} < {_INT8_MIN_COSINE}); "
+                "set embed_backend=torch"
+            )
+
+
+def embedder_id(settings: Settings) -> str:
+    """Names the embedder (model files + backend): vectors of different embedders
+    must not share a cache file or an index."""
+    model_dir = _embedding_model_dir(settings)
+    # Identify the model by its files, not its path: two venvs share one cache.
+    fingerprint = b"".join(
+        p.read_bytes() if p.suffix == ".json" else str(p.stat().st_size).encode()
+        for p in sorted(model_dir.glob("*")) if p.is_file()
+    )
+    if settings.embed_backend != "torch":  # fp32 keeps its old tag, so existing caches stay valid
+        fingerprint += settings.embed_backend.encode()
+    return f"{model_dir.name}-{hashlib.sha256(fingerprint).hexdigest()[:12]}"
+
+
+def _embedding_model_dir(settings: Settings) -> Path:
+    return packaged_embedding_model_dir() if settings.embed_model == "packaged" else Path(settings.embed_model)
 
 
 def embedding_model(settings: Settings):
     """The embedding model (cached per process: loading it costs a second or two).
 
-    With ``embed_cache_dir`` set, chunk embeddings are cached on disk per model.
+    With ``embed_cache_dir`` set, chunk embeddings are cached on disk per embedder;
+    with ``embed_backend=onnx-int8`` the transformer runs as an int8 ONNX export
+    built under ``model_cache_dir`` on first use.
     """
-    model_dir = packaged_embedding_model_dir() if settings.embed_model == "packaged" else Path(settings.embed_model)
-    cache_path = None
-    if settings.embed_cache_dir:
-        # Identify the model by its files, not its path: two venvs share one cache.
-        fingerprint = b"".join(
-            p.read_bytes() if p.suffix == ".json" else str(p.stat().st_size).encode()
-            for p in sorted(model_dir.glob("*")) if p.is_file()
-        )
-        model_tag = hashlib.sha256(fingerprint).hexdigest()[:12]
-        cache_path = str(Path(settings.embed_cache_dir) / f"embeddings-{model_dir.name}-{model_tag}.sqlite")
-    return _load_embedding_model(str(model_dir), settings.embed_batch_size, cache_path)
+    model_dir = _embedding_model_dir(settings)
+    tag = embedder_id(settings)
+    cache_path = str(Path(settings.embed_cache_dir) / f"embeddings-{tag}.sqlite") if settings.embed_cache_dir else None
+    int8_file = str(settings.model_cache_dir / f"embedder-{tag}-int8.onnx") if settings.embed_backend == "onnx-int8" else None
+    return _load_embedding_model(str(model_dir), settings.embed_batch_size, cache_path, int8_file)
 
 
 def embedder_window(embed_model) -> int:

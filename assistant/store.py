@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .articles import Article, LoadProblem
-from .chunking import article_to_document, embedding_model, make_splitter
+from .chunking import article_to_document, embedder_id, embedding_model, make_splitter
 from .errors import AssistantError
 from .settings import Settings, env_name
 
@@ -183,9 +183,20 @@ class NewsStore:
                     f"the index holds no collection '{settings.collection}'; "
                     "build it with `python -m assistant ingest corpus/`"
                 )
+        # The embedder is recorded with the collection: question vectors from another
+        # embedder (fp32 vs int8, another model) would be compared with these silently.
+        embedder = embedder_id(settings)
         self.collection = self.client.get_or_create_collection(
-            settings.collection, metadata={"hnsw:space": "cosine"}
+            settings.collection, metadata={"hnsw:space": "cosine", "embedder": embedder,
+                                           "embed_backend": settings.embed_backend}
         )
+        built_with = (self.collection.metadata or {}).get("embedder")
+        if built_with and built_with != embedder:
+            raise AssistantError(
+                f"the index in {self._where()} was embedded with {built_with} "
+                f"(embed_backend={self.collection.metadata.get('embed_backend')}), not {embedder} "
+                f"(embed_backend={settings.embed_backend}); use those settings, or rebuild the index"
+            )
         self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
         self._keyword: KeywordIndex | None = None
         self._keyword_lock = threading.RLock()
@@ -303,6 +314,10 @@ class NewsStore:
 
         return [metadata_dict_to_node(meta, text=text) for text, meta in self._chunk_records(with_text=True)]
 
+    def _where(self) -> str:
+        return (f"chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
+                if self.settings.server_mode else str(Path(self.settings.index_dir).resolve()))
+
     def _chunk_records(self, with_text: bool = False):
         """(text or None, metadata) of every chunk, read page by page: one get() of a large
         collection would hold everything at once."""
@@ -339,8 +354,7 @@ class NewsStore:
                 sites.add(meta["site"])
             if meta.get("published"):
                 dates.append(meta["published"])
-        location = (f"chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
-                    if self.settings.server_mode else str(Path(self.settings.index_dir).resolve()))
+        location = self._where()
         return IndexStats(
             articles=len(articles),
             chunks=total,

@@ -1,7 +1,8 @@
 """The plain llama-index default pipeline, as the baseline every benchmark measures beside ours.
 
 `VectorStoreIndex.from_documents` with default settings (SentenceSplitter 1,024
-tokens, overlap 200) into Chroma, the same embedding model; its default query
+tokens, overlap 200) into Chroma, the same embedding model run as a user of
+llama-index gets it (sentence-transformers in fp32, `default_settings`); its default query
 engine retrieves the top 2 chunks and answers with the default prompt.
 Plugs into `assistant.evaluation.runner.run_evaluation` as index builder and engine.
 """
@@ -20,6 +21,11 @@ from assistant.settings import Settings
 from assistant.store import chroma_client
 
 COLLECTION = "llamaindex_default"
+
+
+def default_settings(settings: Settings) -> Settings:
+    """The baseline's settings: the packaged model in plain fp32 torch, whatever ours use."""
+    return settings.model_copy(update={"embed_backend": "torch"})
 DEFAULT_QUERY_ENGINE_TOP_K = 2  # what VectorStoreIndex.as_query_engine() retrieves
 RANKING_TOP_K = 10  # for hit@k and MRR@10
 
@@ -40,7 +46,7 @@ def build_default_index(settings: Settings, articles) -> None:
     VectorStoreIndex.from_documents(
         documents,
         storage_context=StorageContext.from_defaults(vector_store=_vector_store(settings, create=True)),
-        embed_model=embedding_model(settings),
+        embed_model=embedding_model(default_settings(settings)),
     )
 
 
@@ -50,7 +56,7 @@ class DefaultPipeline:
     def __init__(self, settings: Settings, llm=None):
         self.settings = settings
         self.index = VectorStoreIndex.from_vector_store(_vector_store(settings, create=False),
-                                                        embed_model=embedding_model(settings))
+                                                        embed_model=embedding_model(default_settings(settings)))
         self._llm = llm
 
     def retrieve(self, question: str, filters=None, as_of=None) -> Retrieval:

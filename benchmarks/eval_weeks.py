@@ -23,7 +23,7 @@ from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.evaluation.scoring import METRIC_KEYS
 from assistant.settings import Settings
 
-from .baselines import DefaultPipeline, build_default_index
+from .baselines import DefaultPipeline, build_default_index, default_settings
 from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 
 CACHE = REPO / ".cache"
@@ -63,7 +63,7 @@ def main() -> int:
     base_out = out.with_name(out.name + "-llamaindex-default-retrieval")
     if not args.resume:
         shutil.rmtree(base_out, ignore_errors=True)
-    baseline = run_evaluation(settings, EvalOptions(
+    baseline = run_evaluation(default_settings(settings), EvalOptions(
         questions=questions, out=base_out, articles=RTQA_ARTICLES, per_week=True, retrieval_only=True,
         cache_dir=CACHE, index_cache=CACHE / "indexes"),
         engine_factory=DefaultPipeline, index_builder=build_default_index)

@@ -22,7 +22,7 @@ from assistant.cli import quiet_libraries
 from assistant.evaluation.runner import EvalOptions, run_evaluation
 from assistant.settings import Settings
 
-from .baselines import DefaultPipeline, build_default_index
+from .baselines import DefaultPipeline, build_default_index, default_settings
 from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 
 CACHE = REPO / ".cache"
@@ -98,6 +98,8 @@ def main() -> int:
         per_week = [
             ("this project, default settings (context: selected sentences, 450-token budget)",
              run("hybrid", questions, RTQA_ARTICLES, True, base)),
+            ("the same with the fp32 encoder (`embed_backend=torch`; the default is int8 ONNX)",
+             run("hybrid-fp32", questions, RTQA_ARTICLES, True, base.model_copy(update={"embed_backend": "torch"}))),
             ("this project with windows (`window_chunks=1`), context = top 3 windows whole",
              run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
             ("vector only (`retrieval_mode=vector`, windows, top 3 as context)",
@@ -110,7 +112,7 @@ def main() -> int:
              run("hybrid-nowindow", questions, RTQA_ARTICLES, True,
                  chunks.model_copy(update={"window_chunks": 0, "context_top_k": 5}))),
             ("llama-index defaults (1,024-token chunks, top 10; context = its query engine's top 2)",
-             run("baseline", questions, RTQA_ARTICLES, True, base, baseline=True)),
+             run("baseline", questions, RTQA_ARTICLES, True, default_settings(base), baseline=True)),
         ]
         publish("\n".join([
             "## Retrieval on development weeks, per week",
@@ -123,12 +125,14 @@ def main() -> int:
         archive_rows = [
             ("this project, default settings, each question with its date",
              run("archive-hybrid", questions, archive, False, base)),
+            ("the same with the fp32 encoder (`embed_backend=torch`)",
+             run("archive-hybrid-fp32", questions, archive, False, base.model_copy(update={"embed_backend": "torch"}))),
             ("this project with windows, context = top 3 windows whole",
              run("archive-chunks", questions, archive, False, chunks)),
             ("this project with windows, without dates (`recency_half_life_days=0`, no as-of exclusion)",
              run("archive-nodate", questions, archive, False,
                  chunks.model_copy(update={"recency_half_life_days": 0.0, "as_of_grace_days": 100000}))),
-            ("llama-index defaults", run("archive-baseline", questions, archive, False, base, baseline=True)),
+            ("llama-index defaults", run("archive-baseline", questions, archive, False, default_settings(base), baseline=True)),
         ]
         publish("\n".join([
             f"## Retrieval over the whole archive: one index of {n_archive:,} articles",

@@ -179,6 +179,8 @@ class CorpusIndex:
 
 def index_key(settings: Settings, label: str, article_ids: list[str], builder: str) -> str:
     recipe = [builder, {k: str(getattr(settings, k)) for k in INDEX_KEYS}, sorted(article_ids)]
+    if settings.embed_backend != "torch":  # appended, so fp32 indexes kept from before keep their keys
+        recipe.append(settings.embed_backend)
     return f"{label}-{hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]}"
 
 
