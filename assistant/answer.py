@@ -24,7 +24,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 
 from .chunking import embedding_model
 from .context import SentenceSelector, content_words
-from .citations import Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
+from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
 from .llm import build_llm, count_tokens, next_token_logprobs
 from .retrieval import NewsRetriever, RetrievalFilters
@@ -70,6 +70,7 @@ class Retrieval:
     select_s: float = 0.0  # sentence selection for the prompt
     best_similarity: float = 0.0  # best cosine among the vector candidates
     relevance: float = 0.0  # the relevance gate's input (see NewsAssistant.relevance)
+    quote: tuple[int, str] | None = None  # (source number, its sentence that best matches the question)
 
     @property
     def retrieved_ids(self) -> list[str]:
@@ -93,6 +94,7 @@ class Answer:
     context: str = ""  # the sources text exactly as given to the model
     standalone_question: str | None = None  # a follow-up rewritten with the chat history
     checks: list[SentenceCheck] = field(default_factory=list)  # how each sentence's citation was checked
+    quoted: bool = False  # the model gave no usable answer; the best-matching source sentence is quoted
 
     def as_dict(self) -> dict:
         return {
@@ -104,6 +106,7 @@ class Answer:
             "refused": self.refused,
             "standalone_question": self.standalone_question or self.question,
             "checks": [c.as_dict() for c in self.checks],
+            "quoted": self.quoted,
         }
 
 
@@ -154,15 +157,17 @@ class NewsAssistant:
         relevance = self.relevance(question, ranked.nodes, ranked.best_similarity)
         covered = relevance >= self.settings.min_relevance
         sources: list[Citation] = []
+        quote = None
         if covered and self.settings.context_mode == "sentences":
             passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates])
             sources = [_citation(i, p.node, p.text) for i, p in enumerate(passages, start=1)]
+            quote = next(((i, p.best_sentence) for i, p in enumerate(passages, start=1) if p.best_sentence), None)
         elif covered:
             sources = [_citation(i, n) for i, n in enumerate(ranked.nodes[: self.settings.context_top_k], start=1)]
         select_s = time.perf_counter() - started - ranked_s
         return Retrieval(question, ranked.nodes, sources, round(ranked_s + select_s, 3),
                          rank_s=round(ranked_s, 4), select_s=round(select_s, 4), best_similarity=ranked.best_similarity,
-                         relevance=relevance)
+                         relevance=relevance, quote=quote)
 
     def relevance(self, question: str, ranked: list[NodeWithScore], best_similarity: float) -> float:
         """How well the best results match the question, 0..1 (the relevance gate's input)."""
@@ -225,9 +230,30 @@ class NewsAssistant:
         else:
             checked = self.checker.check(text, retrieval.sources)
         timings["total_s"] = round(retrieval.retrieve_s + generation["generate_s"], 3)
+        quoted = not choices and self._quote_instead(retrieval, checked)
+        if quoted:
+            checked = self._quote(retrieval, checked)
         return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
                       refused=checked.refused, sources=retrieval.sources, context=retrieval.context,
-                      checks=checked.checks)
+                      checks=checked.checks, quoted=quoted)
+
+    def _quote_instead(self, retrieval: Retrieval, checked: CheckedAnswer) -> bool:
+        """Whether to quote the best-matching source sentence instead of the model's reply: the
+        reply says nothing (only citation marks) or declines although retrieval clearly matches the
+        question. Measured on development weeks, the 0.5B model declines a tenth of answerable
+        questions whose answer it was given, while its refusals of unanswerable questions all had
+        a relevance below 0.55 (see quote_min_relevance)."""
+        if retrieval.quote is None or retrieval.relevance < self.settings.quote_min_relevance:
+            return False
+        return checked.refused or not content_words(strip_citations(checked.text))
+
+    @staticmethod
+    def _quote(retrieval: Retrieval, checked: CheckedAnswer) -> CheckedAnswer:
+        n, sentence = retrieval.quote
+        text = f'Closest passage in the articles: "{sentence}" [{n}]'
+        source = next(s for s in retrieval.sources if s.n == n)
+        check = SentenceCheck(text, checked.text, [n], 1.0, "quoted")
+        return CheckedAnswer(text, [source], [*checked.checks, check])
 
     def _pick_by_likelihood(self, retrieval: Retrieval, choices: list[str]) -> tuple[str, dict[str, float]] | None:
         """A multiple-choice pick from the model's next-token probabilities of the letters, averaged

@@ -36,7 +36,7 @@ class SentenceCheck:
     original: str  # as the model wrote it
     cited: list[int]  # numbers after the check
     support: float  # best support among the final citations (0..1)
-    action: str  # verified | re-cited | added | removed | no-claim
+    action: str  # verified | re-cited | added | removed | no-claim | quoted (see NewsAssistant._quote)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -32,6 +32,7 @@ _STOP = frozenset(
 class Passage:
     node: NodeWithScore
     text: str  # the selected sentences, in article order
+    best_sentence: str | None = None  # set on the passage holding the best-matching sentence of all
 
 
 def content_words(text: str) -> set[str]:
@@ -106,5 +107,7 @@ class SentenceSelector:
                     parts.append("...")
                 parts.append(per_chunk[c][i])
                 last = i
-            passages.append(Passage(node=node, text=" ".join(parts)))
+            best_c, best_i, best_sentence = units[order[0]]
+            passages.append(Passage(node=node, text=" ".join(parts),
+                                    best_sentence=best_sentence if c == best_c and (c, best_i) in chosen else None))
         return passages

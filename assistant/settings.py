@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         0.5, description="Relevance = this x best cosine similarity + the rest x the share of the question's "
         "content words found in one of the top 3 results (title and text).")
 
+    quote_min_relevance: float = Field(
+        0.55, description="When the model declines or says nothing although relevance is at least this, the source "
+        "sentence that best matches the question is quoted with its citation instead.")
     citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")
 
     # --- answering -------------------------------------------------------

@@ -72,9 +72,35 @@ def test_relevance_blend():
 
 
 def test_model_refusal_is_normalized(seed_index):
-    assistant, _ = assistant_with(seed_index, "Sorry, the indexed articles do not cover this question [1].")
+    assistant, _ = assistant_with(seed_index, "Sorry, the indexed articles do not cover this question [1].",
+                                  quote_min_relevance=1.0)
     answer = assistant.ask("What did Nissan pay Fisker?")
-    assert answer.answer == REFUSAL and answer.citations == []
+    assert answer.answer == REFUSAL and answer.citations == [] and not answer.quoted
+
+
+def test_a_reply_of_only_citation_marks_becomes_a_cited_quote(seed_index):
+    assistant, _ = assistant_with(seed_index, " [1]")
+    answer = assistant.ask("Who did Honda partner with for North America?")
+    assert answer.quoted and not answer.refused
+    assert answer.answer.startswith('Closest passage in the articles: "') and "General Motors" in answer.answer
+    [cited] = answer.citations
+    assert answer.answer.endswith(f"[{cited.n}]")
+    quoted_sentence = answer.answer.split('"')[1]
+    assert quoted_sentence in cited.text  # verbatim from the source it cites
+    assert answer.checks[-1].action == "quoted" and answer.as_dict()["quoted"] is True
+
+
+def test_a_model_refusal_is_quoted_over_only_when_retrieval_clearly_matches(seed_index):
+    refusal = "The indexed articles do not cover this question."
+    confident, _ = assistant_with(seed_index, refusal, quote_min_relevance=0.0)
+    answer = confident.ask("What did Nissan pay Fisker?")
+    assert answer.quoted and "Fisker" in answer.answer and answer.citations
+    cautious, _ = assistant_with(seed_index, refusal, quote_min_relevance=0.99)
+    answer = cautious.ask("What did Nissan pay Fisker?")
+    assert answer.refused and not answer.quoted and answer.answer == REFUSAL
+    # Answers with content are never replaced, and multiple-choice picks never quote.
+    answering, _ = assistant_with(seed_index, "Nissan is in talks with Fisker [1].", quote_min_relevance=0.0)
+    assert not answering.ask("What did Nissan pay Fisker?").quoted
 
 
 def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
