@@ -31,6 +31,29 @@ RETRIEVAL_KEYS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_
 
 
 
+def baseline_answers(questions: Path, n: int, out: Path, settings: Settings, resume: bool) -> tuple[dict, dict, int]:
+    """The default query engine answering an evenly spread subset; ours re-scored on the same ids."""
+    from assistant.evaluation.scoring import compute_metrics
+
+    records = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines()]
+    picked = []
+    for group in ([r for r in records if r.get("answerable", True)], [r for r in records if not r.get("answerable", True)]):
+        step = max(1, len(group) // n) if group else 1
+        picked += group[::step][:n]
+    subset_file = questions.with_name(questions.stem + f"-baseline{n}.jsonl")
+    subset_file.write_text("".join(json.dumps(r) + "\n" for r in picked), encoding="utf-8")
+    base_out = out.with_name(out.name + "-llamaindex-default-answers")
+    if not resume:
+        shutil.rmtree(base_out, ignore_errors=True)
+    base = run_evaluation(default_settings(settings), EvalOptions(
+        questions=subset_file, out=base_out, articles=RTQA_ARTICLES, per_week=True,
+        cache_dir=CACHE, index_cache=CACHE / "indexes"),
+        engine_factory=DefaultPipeline, index_builder=build_default_index)
+    ids = {r["id"] for r in picked}
+    ours = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    return compute_metrics([r for r in ours if r["id"] in ids]), base, len(picked)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weeks", type=int, default=20)
@@ -38,6 +61,9 @@ def main() -> int:
     parser.add_argument("--unanswerable", type=int, default=0, help="add up to N unanswerable questions")
     parser.add_argument("--model", default=None, help="packaged model (default: the settings' default)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--baseline-answers", type=int, default=0, metavar="N",
+                        help="also let the llama-index default query engine answer N answerable and N unanswerable "
+                             "questions (evenly spread; about 30 s each on 2 cores), compared with ours on the same ones")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run instead of starting afresh")
     args = parser.parse_args()
     quiet_libraries()
@@ -67,11 +93,15 @@ def main() -> int:
         questions=questions, out=base_out, articles=RTQA_ARTICLES, per_week=True, retrieval_only=True,
         cache_dir=CACHE, index_cache=CACHE / "indexes"),
         engine_factory=DefaultPipeline, index_builder=build_default_index)
+    subset = None
+    if args.baseline_answers:
+        subset = baseline_answers(questions, args.baseline_answers, out, settings, args.resume)
 
     cli = (f"python -m assistant eval {questions.relative_to(REPO)} --out {out.relative_to(REPO)} "
            f"--articles ../shared/data/realtimeqa/articles.jsonl.gz --per-week --choices --keep-indexes .cache/indexes")
     this = "python -m benchmarks.eval_weeks" + (f" --weeks {args.weeks}" if args.weeks != 20 else "") + (
-        f" --unanswerable {args.unanswerable}" if args.unanswerable else "") + (f" --model {args.model}" if args.model else "")
+        f" --unanswerable {args.unanswerable}" if args.unanswerable else "") + (f" --model {args.model}" if args.model else "") + (
+        f" --baseline-answers {args.baseline_answers}" if args.baseline_answers else "")
     lines = [
         f"## End-to-end evaluation on {args.weeks} development weeks ({settings.llm_model})",
         "",
@@ -88,6 +118,16 @@ def main() -> int:
     ]
     for key in METRIC_KEYS:
         lines.append(f"| {key} | {fmt_metric(ours.get(key))} | {fmt_metric(baseline.get(key)) if key in RETRIEVAL_KEYS else ''} |")
+    if subset:
+        ours_sub, base_sub, n_sub = subset
+        lines += ["", f"The llama-index default query engine (top 2 chunks, default prompt, same model) answering {n_sub} "
+                  "of these questions (evenly spread over the answerable and the unanswerable ones), beside this "
+                  "project on the same questions in the same run. The default engine has no refusal sentence, so its "
+                  "refusal rates are 0 by construction; it has no citation check either.", "",
+                  "| metric (same subset) | this project | llama-index default query engine |", "|---|---:|---:|"]
+        for key in ("n_answerable", "n_unanswerable", "context_hit", "context_tokens", "answer_accuracy",
+                    "refusal_unanswerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s"):
+            lines.append(f"| {key} | {fmt_metric(ours_sub.get(key))} | {fmt_metric(base_sub.get(key))} |")
     lines += ["", f"Report with plots and failures: `{out.relative_to(REPO)}/report.html` (not committed; rerun to get it).", ""]
     publish("\n".join(lines))
     return 0

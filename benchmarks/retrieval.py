@@ -72,6 +72,14 @@ def table(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def encoder_delta(rows: list[tuple[str, dict]]) -> str:
+    """One line: the int8 default minus the fp32 encoder (first two rows), metric by metric."""
+    int8, fp32 = rows[0][1], rows[1][1]
+    parts = [f"{key} {int8[key] - fp32[key]:+.3f}" for key in ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit")]
+    return ("int8 ONNX encoder (default) minus fp32 torch, same run: " + ", ".join(parts)
+            + f" (one question of {int8.get('n', 0)} is {1 / max(int8.get('n', 1), 1):.3f}).")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weeks", type=int, default=30)
@@ -119,7 +127,7 @@ def main() -> int:
             "",
             f"Command: `{command}` (all rows measured in the same run; `--only per-week` reruns just this table; "
             "a fresh index of each week's articles)  ",
-            about, "", *table(per_week), "",
+            about, "", *table(per_week), "", encoder_delta(per_week), "",
         ]))
     if args.only in (None, "archive"):
         archive_rows = [
@@ -141,7 +149,7 @@ def main() -> int:
             f"Index: all articles of the {len(weeks)} weeks below in one store, "
             f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]}; every question is asked with its own "
             "date (as-of: later articles excluded, older ones discounted).  ",
-            about, "", *table(archive_rows), "",
+            about, "", *table(archive_rows), "", encoder_delta(archive_rows), "",
         ]))
     return 0
 
