@@ -229,6 +229,10 @@ class NewsStore:
             vector_store=self.vector_store,
             docstore=self.docstore,
             docstore_strategy=DocstoreStrategy.UPSERTS,
+            # The pipeline's in-memory transformation cache would keep every batch's nodes and
+            # embeddings for the whole run (GBs at archive scale) and hash them all; the docstore
+            # already skips unchanged articles, and embed_cache_dir caches vectors on disk.
+            disable_cache=True,
         )
         batch_size = max(1, self.settings.ingest_batch_articles)
         with tqdm(total=len(documents), unit="article", desc="ingest", disable=not show_progress) as bar:
