@@ -227,15 +227,19 @@ def _use_int8_encoder(sentence_model, int8_file: Path) -> None:
 def embedder_id(settings: Settings) -> str:
     """Names the embedder (model files + backend): vectors of different embedders
     must not share a cache file or an index."""
-    model_dir = _embedding_model_dir(settings)
+    return _embedder_id(str(_embedding_model_dir(settings)), settings.embed_backend)
+
+
+@lru_cache(maxsize=8)
+def _embedder_id(model_dir: str, backend: str) -> str:
     # Identify the model by its files, not its path: two venvs share one cache.
     fingerprint = b"".join(
         p.read_bytes() if p.suffix == ".json" else str(p.stat().st_size).encode()
-        for p in sorted(model_dir.glob("*")) if p.is_file()
+        for p in sorted(Path(model_dir).glob("*")) if p.is_file()
     )
-    if settings.embed_backend != "torch":  # fp32 keeps its old tag, so existing caches stay valid
-        fingerprint += settings.embed_backend.encode()
-    return f"{model_dir.name}-{hashlib.sha256(fingerprint).hexdigest()[:12]}"
+    if backend != "torch":  # fp32 keeps its old tag, so existing caches stay valid
+        fingerprint += backend.encode()
+    return f"{Path(model_dir).name}-{hashlib.sha256(fingerprint).hexdigest()[:12]}"
 
 
 def _embedding_model_dir(settings: Settings) -> Path:
