@@ -20,7 +20,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from .articles import Article
 from .errors import AssistantError
-from .settings import Settings
+from .settings import Settings, env_name
 
 # Metadata shown to the embedder and the model beside every chunk, so a passage
 # from the middle of an article still says which story (and when) it is from.
@@ -207,7 +207,13 @@ def _use_int8_encoder(sentence_model, int8_file: Path) -> None:
 
     built_now = not int8_file.exists()
     if built_now:
-        export_int8_encoder(sentence_model, int8_file)
+        try:
+            export_int8_encoder(sentence_model, int8_file)
+        except Exception as exc:  # a missing onnx package, a full disk, an exporter that cannot trace the model
+            raise AssistantError(
+                f"could not build the int8 encoder in {int8_file.parent} ({type(exc).__name__}: {exc}); "
+                f"set {env_name('embed_backend')}=torch to embed in fp32"
+            ) from exc
     reference = sentence_model.encode(list(_PROBE_TEXTS), normalize_embeddings=True) if built_now else None
     try:
         sentence_model[0].model = onnx_transformer(int8_file, sentence_model[0].model.config, torch.get_num_threads())
@@ -220,7 +226,7 @@ def _use_int8_encoder(sentence_model, int8_file: Path) -> None:
             int8_file.unlink(missing_ok=True)
             raise AssistantError(
                 f"the int8 export of the embedder drifts from fp32 (cosine {cosine:.3f} < {_INT8_MIN_COSINE}); "
-                "set embed_backend=torch"
+                f"set {env_name('embed_backend')}=torch"
             )
 
 

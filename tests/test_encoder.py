@@ -74,3 +74,11 @@ def test_damaged_int8_export_is_a_clear_error_then_rebuilt(tmp_path):
     assert not export.exists()
     vector = embedding_model(settings).get_text_embedding("Honda and Sony")  # a failed load is not cached
     assert export.exists() and len(vector) == 384
+
+
+def test_int8_encoder_that_cannot_be_built_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the model cache folder should be")
+    settings = make_settings(tmp_path, embed_backend="onnx-int8", model_cache_dir=blocker / "models")
+    with pytest.raises(AssistantError, match="could not build the int8 encoder.*ASSISTANT_EMBED_BACKEND=torch"):
+        embedding_model(settings)
