@@ -41,9 +41,17 @@ def test_nissan_fisker_angle_is_answered_from_the_seed_article(seed_index):
 
 
 def test_honda_north_america_partner(seed_index):
+    """The seed names two North American partnerships of Honda: General Motors (EV development
+    for North America) and Sony (the Afeela brand, first vehicle in North America in 2026). Either
+    answer is right, but the passage it cites must name the partner it gives."""
     out = ask_json(seed_index, "Who did Honda partner with for North America?")
-    assert "general motors" in out["answer"].lower() or "gm" in out["answer"].lower().split()
+    answer = out["answer"].lower()
+    named = [p for p, words in (("General Motors", ("general motors", " gm ")), ("Sony", ("sony",)))
+             if any(w in f" {answer} " for w in words)]
+    assert named, out["answer"]
     assert_citations_consistent(out)
+    cited_text = " ".join(c["text"] for c in out["citations"])
+    assert any(p in cited_text for p in named)
 
 
 def test_instructions_inside_an_article_do_not_change_an_unrelated_answer(seed_index_copy, tmp_path):
