@@ -10,6 +10,7 @@ import hashlib
 import importlib.resources
 import sqlite3
 import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -171,8 +172,6 @@ def export_int8_encoder(sentence_model, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         fp32_file = Path(work) / "fp32.onnx"
         int8_file = Path(work) / "int8.onnx"
-        import warnings
-
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer chatter about shape-dependent Python branches
             torch.onnx.export(

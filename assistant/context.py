@@ -96,6 +96,7 @@ class SentenceSelector:
             if used >= self.budget:
                 break
 
+        best_c, best_i, best_sentence = units[order[0]]
         passages = []
         for c, node in enumerate(nodes):
             picked = sorted(i for cc, i in chosen if cc == c)
@@ -107,7 +108,6 @@ class SentenceSelector:
                     parts.append("...")
                 parts.append(per_chunk[c][i])
                 last = i
-            best_c, best_i, best_sentence = units[order[0]]
             passages.append(Passage(node=node, text=" ".join(parts),
                                     best_sentence=best_sentence if c == best_c and (c, best_i) in chosen else None))
         return passages
