@@ -118,7 +118,10 @@ class NewsAssistant:
         self.store = store or NewsStore(settings)
         self.retriever = NewsRetriever(settings, self.store)
         embed = embedding_model(settings)
-        self.selector = SentenceSelector(embed, embed._model.tokenizer, settings.context_budget_tokens)
+        self.selector = SentenceSelector(embed, embed._model.tokenizer, settings.context_budget_tokens,
+                                         neighbours=settings.context_neighbours,
+                                         keyword_weight=settings.context_keyword_weight,
+                                         retrieval_weight=settings.context_retrieval_weight)
         self.checker = CitationChecker(embed, settings.citation_min_support)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.

@@ -4,8 +4,9 @@ A 0.5B model answers well from a few hundred tokens and badly from a few
 thousand, so instead of whole chunks it gets the sentences that best match the
 question. Each sentence is scored by cosine similarity with the question (one
 batched embedding call over short sentences, cheap next to generation) plus the
-share of the question's content words it contains plus a small prior for the
-chunk's rank; the best sentences (with the neighbours of the very best, for
+share of the question's content words it contains plus its chunk's retrieval
+score relative to the best chunk's (the hybrid ranking sees the whole chunk with
+its title, so it knows better than one sentence which story answers); the best sentences (with the neighbours of the very best, for
 context) are kept in article order under their source's number and title.
 """
 
@@ -39,15 +40,24 @@ def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
+def relative_scores(nodes: list[NodeWithScore]) -> list[float]:
+    """Each node's score as a share of the best one's (1.0 for the best); rank-based when scores are missing."""
+    values = [n.score for n in nodes]
+    top = max((v for v in values if v is not None), default=None)
+    if not top or top <= 0 or any(v is None for v in values):
+        return [1.0 / (i + 1) for i in range(len(nodes))]
+    return [max(0.0, v) / top for v in values]
+
+
 class SentenceSelector:
     def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
-                 keyword_weight: float = 0.3, rank_weight: float = 0.05):
+                 keyword_weight: float = 0.3, retrieval_weight: float = 0.5):
         self.embed_model = embed_model
         self.tokenizer = tokenizer
         self.budget = budget_tokens
         self.neighbours = neighbours
         self.keyword_weight = keyword_weight
-        self.rank_weight = rank_weight
+        self.retrieval_weight = retrieval_weight
         self._split = split_by_sentence_tokenizer()
 
     def sentences(self, text: str) -> list[str]:
@@ -71,10 +81,11 @@ class SentenceSelector:
             [s for _, _, s in units], batch_size=64, normalize_embeddings=True, show_progress_bar=False))
         cosine = sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
         asked = content_words(question)
+        retrieval = relative_scores(nodes)
         scores = []
         for (c, _, sentence), cos in zip(units, cosine):
             overlap = len(asked & content_words(sentence)) / (len(asked) or 1)
-            scores.append(float(cos) + self.keyword_weight * overlap + self.rank_weight / (c + 1))
+            scores.append(float(cos) + self.keyword_weight * overlap + self.retrieval_weight * retrieval[c])
         order = sorted(range(len(units)), key=lambda k: scores[k], reverse=True)
 
         chosen: set[tuple[int, int]] = set()

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     context_mode: Literal["sentences", "chunks"] = Field("sentences", description="Give the model selected sentences or whole chunks.")
     context_candidates: int = Field(8, description="sentences mode: top results whose sentences compete for the budget.")
     context_budget_tokens: int = Field(450, description="sentences mode: token budget of what the model reads.")
+    context_keyword_weight: float = Field(0.3, description="sentences mode: weight of the share of the question's content words a sentence holds.")
+    context_retrieval_weight: float = Field(
+        0.5, description="sentences mode: weight of the sentence's chunk's retrieval score (relative to the best chunk's).")
+    context_neighbours: int = Field(1, description="sentences mode: sentences on each side of the best one kept with it.")
     context_top_k: int = Field(4, description="chunks mode: results given to the model as numbered sources.")
     min_relevance: float = Field(0.44, description="Below this relevance the question counts as not covered and is refused without asking the model.")
     relevance_cosine_weight: float = Field(

@@ -1,0 +1,52 @@
+"""What the model reads: sentence selection with the real packaged embedder."""
+
+from __future__ import annotations
+
+from llama_index.core.schema import NodeWithScore, TextNode
+
+from assistant.chunking import embedding_model
+from assistant.context import SentenceSelector, relative_scores
+from assistant.settings import Settings
+
+QUESTION = "Which company did Honda partner with to build electric vehicles for North America?"
+# The top-ranked chunk answers, in fewer of the question's words.
+ANSWERING = "Honda will co-develop affordable electric cars with General Motors for buyers in the US and Canada."
+# A low-ranked chunk of another story that echoes the question's words without answering it.
+ECHOING = "Which company will build electric vehicles for North America is a question many carmakers ask."
+
+
+def nodes(answering_score: float, echoing_score: float) -> list[NodeWithScore]:
+    return [NodeWithScore(node=TextNode(text=ANSWERING, id_="a"), score=answering_score),
+            NodeWithScore(node=TextNode(text=ECHOING, id_="b"), score=echoing_score)]
+
+
+def selector(retrieval_weight: float) -> SentenceSelector:
+    embed = embedding_model(Settings())
+    tokenizer = embed._model.tokenizer
+    one_sentence = max(len(tokenizer.tokenize(s)) for s in (ANSWERING, ECHOING)) + 1
+    return SentenceSelector(embed, tokenizer, budget_tokens=one_sentence, neighbours=0,
+                            retrieval_weight=retrieval_weight)
+
+
+def test_relative_scores_are_shares_of_the_best_and_fall_back_to_ranks():
+    assert relative_scores(nodes(0.8, 0.2)) == [1.0, 0.25]
+    assert relative_scores(nodes(0.0, 0.0)) == [1.0, 0.5]
+    missing = nodes(0.8, 0.2)
+    missing[1].score = None
+    assert relative_scores(missing) == [1.0, 0.5]
+
+
+def test_retrieval_score_lets_the_top_chunk_win_over_a_sentence_that_only_echoes_the_question():
+    ranked = nodes(answering_score=0.9, echoing_score=0.1)
+    # Scored by the sentence alone, the echo wins the one-sentence budget (the case the weight is for).
+    [alone] = selector(retrieval_weight=0.0).select(QUESTION, ranked)
+    assert alone.text == ECHOING
+    [weighted] = selector(retrieval_weight=0.5).select(QUESTION, ranked)
+    assert weighted.text == ANSWERING
+    assert weighted.best_sentence == ANSWERING
+
+
+def test_retrieval_weight_does_not_override_a_clearly_better_sentence_of_a_close_chunk():
+    # Two chunks ranked nearly equal: the sentence that matches the question better is kept.
+    [picked] = selector(retrieval_weight=0.5).select(QUESTION, nodes(answering_score=0.5, echoing_score=0.52))
+    assert picked.text == ECHOING
