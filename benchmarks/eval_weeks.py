@@ -1,7 +1,7 @@
 """End-to-end evaluation on development weeks with the default model, beside the
 llama-index default pipeline's retrieval metrics measured in the same run.
 
-    python -m benchmarks.eval_weeks [--weeks 20] [--seed 2026] [--unanswerable N]
+    python -m benchmarks.eval_weeks [--weeks 20] [--seed 2026] [--unanswerable N] [--model NAME] [--every K]
 
 Per-week protocol with `python -m assistant eval ... --per-week --choices`; the
 outputs (results.jsonl, metrics.json, report.md/html with plots) stay in
@@ -64,6 +64,9 @@ def main() -> int:
     parser.add_argument("--baseline-answers", type=int, default=0, metavar="N",
                         help="also let the llama-index default query engine answer N answerable and N unanswerable "
                              "questions (evenly spread; about 30 s each on 2 cores), compared with ours on the same ones")
+    parser.add_argument("--every", type=int, default=1, metavar="K",
+                        help="only every K-th answerable and every K-th unanswerable question (a first look at a slow "
+                             "model; the section says so)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run instead of starting afresh")
     args = parser.parse_args()
     quiet_libraries()
@@ -76,9 +79,16 @@ def main() -> int:
         answerable = [l for l in lines if json.loads(l).get("answerable", True)]
         unanswerable = [l for l in lines if not json.loads(l).get("answerable", True)][: args.unanswerable]
         questions.write_text("\n".join(answerable + unanswerable) + "\n", encoding="utf-8")
+    if args.every > 1:
+        lines = questions.read_text(encoding="utf-8").splitlines()
+        kept = [l for l in lines if json.loads(l).get("answerable", True)][:: args.every] + [
+            l for l in lines if not json.loads(l).get("answerable", True)][:: args.every]
+        questions = questions.with_name(f"{questions.stem}-every{args.every}.jsonl")
+        questions.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
     settings = Settings(embed_cache_dir=CACHE, **({"llm_model": args.model} if args.model else {}))
-    out = args.out or REPO / "eval-runs" / f"dev-{args.weeks}w{'-' + args.model if args.model else ''}"
+    out = args.out or REPO / "eval-runs" / (f"dev-{args.weeks}w{'-' + args.model if args.model else ''}"
+                                            f"{f'-every{args.every}' if args.every > 1 else ''}")
     if not args.resume:
         shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
@@ -101,13 +111,16 @@ def main() -> int:
            f"--articles ../shared/data/realtimeqa/articles.jsonl.gz --per-week --choices --keep-indexes .cache/indexes")
     this = "python -m benchmarks.eval_weeks" + (f" --weeks {args.weeks}" if args.weeks != 20 else "") + (
         f" --unanswerable {args.unanswerable}" if args.unanswerable else "") + (f" --model {args.model}" if args.model else "") + (
-        f" --baseline-answers {args.baseline_answers}" if args.baseline_answers else "")
+        f" --baseline-answers {args.baseline_answers}" if args.baseline_answers else "") + (
+        f" --every {args.every}" if args.every > 1 else "")
+    sampled = f", 1 in {args.every} questions" if args.every > 1 else ""
     lines = [
-        f"## End-to-end evaluation on {args.weeks} development weeks ({settings.llm_model})",
+        f"## End-to-end evaluation on {args.weeks} development weeks ({settings.llm_model}{sampled})",
         "",
         f"Command: `{this}` (runs `{cli}`, then the baseline's retrieval in the same process)  ",
         f"Machine: {machine()}  ",
-        f"Questions: {ours['n_answerable']} with `answer_article_ids` from weeks {', '.join(weeks)} (seed {args.seed})"
+        f"Questions: {ours['n_answerable']} with `answer_article_ids` from weeks {', '.join(weeks)} (seed {args.seed}"
+        + (f"; 1 in {args.every} of them, in file order" if args.every > 1 else "") + ")"
         + (f", plus {ours['n_unanswerable']} unanswerable ones (questions from weeks at least 300 days away whose "
            "answers appear in none of the week's articles)" if ours.get("n_unanswerable") else "")
         + f". Wall time {wall / 60:.1f} min for the whole run (indexes kept from earlier runs, so it is "
