@@ -26,6 +26,7 @@ def machine() -> str:
 
 
 def update_benchmarks_md(path: Path, section: str) -> None:
+    section = section.rstrip("\n") + "\n\n"  # a blank line before the next section's title
     title = section.splitlines()[0]
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
     start = text.find(title)
