@@ -6,8 +6,9 @@ question. Each sentence is scored by cosine similarity with the question (one
 batched embedding call over short sentences, cheap next to generation) plus the
 share of the question's content words it contains plus its chunk's retrieval
 score relative to the best chunk's (the hybrid ranking sees the whole chunk with
-its title, so it knows better than one sentence which story answers); the best sentences (with the neighbours of the very best, for
-context) are kept in article order under their source's number and title.
+its title, so it knows better than one sentence which story answers); the best
+sentences (with the neighbours of the very best, for context) are kept in
+article order under their source's number and title.
 """
 
 from __future__ import annotations
