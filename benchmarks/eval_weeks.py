@@ -31,13 +31,21 @@ RETRIEVAL_KEYS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_
 
 
 
+def split_answerable(records: list) -> tuple[list, list]:
+    """Question records (dicts or their JSON lines), answerable ones first, unanswerable ones second."""
+    def answerable(r) -> bool:
+        return (json.loads(r) if isinstance(r, str) else r).get("answerable", True)
+
+    return [r for r in records if answerable(r)], [r for r in records if not answerable(r)]
+
+
 def baseline_answers(questions: Path, n: int, out: Path, settings: Settings, resume: bool) -> tuple[dict, dict, int]:
     """The default query engine answering an evenly spread subset; ours re-scored on the same ids."""
     from assistant.evaluation.scoring import compute_metrics
 
     records = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines()]
     picked = []
-    for group in ([r for r in records if r.get("answerable", True)], [r for r in records if not r.get("answerable", True)]):
+    for group in split_answerable(records):
         step = max(1, len(group) // n) if group else 1
         picked += group[::step][:n]
     subset_file = questions.with_name(questions.stem + f"-baseline{n}.jsonl")
@@ -75,14 +83,11 @@ def main() -> int:
                "--out", str(questions)] + (["--unanswerable"] if args.unanswerable else [])
     weeks = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     if args.unanswerable:
-        lines = questions.read_text(encoding="utf-8").splitlines()
-        answerable = [l for l in lines if json.loads(l).get("answerable", True)]
-        unanswerable = [l for l in lines if not json.loads(l).get("answerable", True)][: args.unanswerable]
-        questions.write_text("\n".join(answerable + unanswerable) + "\n", encoding="utf-8")
+        answerable, unanswerable = split_answerable(questions.read_text(encoding="utf-8").splitlines())
+        questions.write_text("\n".join(answerable + unanswerable[: args.unanswerable]) + "\n", encoding="utf-8")
     if args.every > 1:
-        lines = questions.read_text(encoding="utf-8").splitlines()
-        kept = [l for l in lines if json.loads(l).get("answerable", True)][:: args.every] + [
-            l for l in lines if not json.loads(l).get("answerable", True)][:: args.every]
+        answerable, unanswerable = split_answerable(questions.read_text(encoding="utf-8").splitlines())
+        kept = answerable[:: args.every] + unanswerable[:: args.every]
         questions = questions.with_name(f"{questions.stem}-every{args.every}.jsonl")
         questions.write_text("\n".join(kept) + "\n", encoding="utf-8")
 

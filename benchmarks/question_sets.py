@@ -102,7 +102,9 @@ def main() -> int:
     questions = load_questions()
     weeks = choose_weeks(questions, args.weeks, args.seed)
     if args.exclude_weeks_of:
-        taken = {json.loads(line)["week"] for line in args.exclude_weeks_of.read_text(encoding="utf-8").splitlines() if line.strip()}
+        from assistant.evaluation.questions import load_questions as load_set
+
+        taken = {q.week for q in load_set(args.exclude_weeks_of)}
         weeks = [w for w in weeks if w not in taken]
     chosen = [q for q in questions if q["week"] in weeks and q["answer_article_ids"]]
     # The per-week index is built from all of that week's questions' articles, as in the issue's protocol.
