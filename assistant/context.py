@@ -108,7 +108,10 @@ class SentenceSelector:
             if used >= self.budget:
                 break
 
-        best_c, best_i, best_sentence = units[order[0]]
+        # The quote fallback's sentence: a question in an article (quiz pages, "What is being
+        # recalled?") echoes the asked question best but answers nothing, so it is passed over.
+        best_c, best_i, best_sentence = next((units[i] for i in order if not units[i][2].rstrip(" \"'”’)").endswith("?")),
+                                             units[order[0]])
         passages = []
         for c, node in enumerate(nodes):
             picked = sorted(i for cc, i in chosen if cc == c)

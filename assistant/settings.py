@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     quote_min_relevance: float = Field(
         0.55, description="When the model declines or says nothing although relevance is at least this, the source "
         "sentence that best matches the question is quoted with its citation instead.")
+    retry_declined: bool = Field(
+        True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
+        "more with a prompt that does not offer declining (its answer is citation-checked like any other); "
+        "only if that fails too is the best-matching sentence quoted.")
     citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")
 
     # --- answering -------------------------------------------------------

@@ -103,6 +103,31 @@ def test_a_model_refusal_is_quoted_over_only_when_retrieval_clearly_matches(seed
     assert not answering.ask("What did Nissan pay Fisker?").quoted
 
 
+def test_a_declining_model_is_asked_once_more_before_a_quote(seed_index):
+    refusal = "The indexed articles do not cover this question."
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan is in talks to invest in Fisker [1].",
+                                           "Question:": refusal})
+    retrying = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm)
+    answer = retrying.ask("What did Nissan pay Fisker?")
+    assert len(llm.prompts) == 2 and "The answer is in the sources" in llm.prompts[1]
+    assert answer.retried and not answer.quoted and not answer.refused
+    assert answer.answer == "Nissan is in talks to invest in Fisker [1]." and answer.checks[0].action == "verified"
+    assert answer.timings["total_s"] >= answer.timings["retry_s"] and answer.as_dict()["retried"] is True
+    # The second answer is checked like the first: an unsupported one falls back to the quote.
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Toyota bought Fisker for $9 billion [1].",
+                                           "Question:": refusal})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("What did Nissan pay Fisker?")
+    assert answer.retried and answer.quoted and "Toyota" not in answer.answer
+    # Off: straight to the quote; below the relevance bar: no second try, the refusal stands.
+    llm = ByPromptLLM(prompts=[], replies={"Question:": refusal})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0, retry_declined=False), llm=llm).ask(
+        "What did Nissan pay Fisker?")
+    assert answer.quoted and not answer.retried and len(llm.prompts) == 1
+    llm = ByPromptLLM(prompts=[], replies={"Question:": refusal})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.99), llm=llm).ask("What did Nissan pay Fisker?")
+    assert answer.refused and not answer.retried and len(llm.prompts) == 1
+
+
 def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
     assistant, llm = assistant_with(seed_index, "Fisker [1].")
     late = RetrievalFilters(since=dt.date(2025, 1, 1))

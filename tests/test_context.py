@@ -50,3 +50,12 @@ def test_retrieval_weight_does_not_override_a_clearly_better_sentence_of_a_close
     # Two chunks ranked nearly equal: the sentence that matches the question better is kept.
     [picked] = selector(retrieval_weight=0.5).select(QUESTION, nodes(answering_score=0.5, echoing_score=0.52))
     assert picked.text == ECHOING
+
+
+def test_the_quoted_sentence_is_never_a_question():
+    # A quiz page repeats the asked question word for word: it is read, but not quoted as the answer.
+    asked = NodeWithScore(node=TextNode(text=f"{QUESTION} {ANSWERING}", id_="q"), score=0.9)
+    embed = embedding_model(Settings())
+    [passage] = SentenceSelector(embed, embed._model.tokenizer, budget_tokens=200, neighbours=0).select(QUESTION, [asked])
+    assert QUESTION in passage.text  # the best match by score, kept for the model to read
+    assert passage.best_sentence == ANSWERING

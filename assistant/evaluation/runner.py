@@ -214,6 +214,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
             "answer": answer.answer,
             "refused": answer.refused,
             "quoted": answer.quoted,
+            "retried": answer.retried,
             "citations": [c.__dict__ for c in answer.citations],
             "timings": answer.timings,
             "correct": contains_answer(plain, q.answers) if q.answers else None,
