@@ -50,9 +50,8 @@ def sources_prompt(system: str) -> ChatPromptTemplate:
 
 QA_PROMPT = sources_prompt(SYSTEM_PROMPT)
 # Asked once more when the model declines although retrieval clearly matches the question
-# (relevance >= quote_min_relevance): the same sources, without the option to decline.
-# The 1.5B model declined about four in ten answerable development questions, most with
-# the answer in its sources; the citation check still removes what the sources do not support.
+# (see NewsAssistant._declined_despite_match): the same sources, without the option to decline;
+# the citation check still removes what the sources do not support.
 DIRECT_SYSTEM_PROMPT = (
     "You answer questions about news articles using only the numbered sources below. "
     "The answer is in the sources: find it and give it in one short sentence that ends with "
@@ -264,8 +263,9 @@ class NewsAssistant:
     def _declined_despite_match(self, retrieval: Retrieval, checked: CheckedAnswer) -> bool:
         """The reply says nothing (only citation marks) or declines although retrieval clearly
         matches the question. Measured on development weeks, the 0.5B model declines a tenth of
-        answerable questions whose answer it was given (the 1.5B model four in ten), while its
-        refusals of unanswerable questions all had a relevance below 0.55 (quote_min_relevance).
+        answerable questions whose answer it was given (the 1.5B model four in ten, most of them
+        with the answer in its sources), while its refusals of unanswerable questions all had a
+        relevance below 0.55 (quote_min_relevance).
         Such a reply gets one more try (retry_declined), then a quote of the best-matching sentence."""
         if retrieval.quote is None or retrieval.relevance < self.settings.quote_min_relevance:
             return False

@@ -37,6 +37,10 @@ class Passage:
     best_sentence: str | None = None  # set on the passage holding the best-matching sentence of all
 
 
+def is_question(sentence: str) -> bool:
+    return sentence.rstrip(" \"'”’)").endswith("?")
+
+
 def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
@@ -108,10 +112,11 @@ class SentenceSelector:
             if used >= self.budget:
                 break
 
-        # The quote fallback's sentence: a question in an article (quiz pages, "What is being
-        # recalled?") echoes the asked question best but answers nothing, so it is passed over.
-        best_c, best_i, best_sentence = next((units[i] for i in order if not units[i][2].rstrip(" \"'”’)").endswith("?")),
-                                             units[order[0]])
+        # The quote fallback's sentence: the best one the model is shown that is not a question.
+        # A question in an article (quiz pages, "What is being recalled?") echoes the asked
+        # question best but answers nothing.
+        shown = [units[k] for k in order if units[k][:2] in chosen]
+        quote = next((u for u in shown if not is_question(u[2])), shown[0] if shown else None)
         passages = []
         for c, node in enumerate(nodes):
             picked = sorted(i for cc, i in chosen if cc == c)
@@ -124,5 +129,5 @@ class SentenceSelector:
                 parts.append(per_chunk[c][i])
                 last = i
             passages.append(Passage(node=node, text=" ".join(parts),
-                                    best_sentence=best_sentence if c == best_c and (c, best_i) in chosen else None))
+                                    best_sentence=quote[2] if quote and c == quote[0] else None))
         return passages
