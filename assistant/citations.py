@@ -9,9 +9,8 @@ import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
 
-from .context import content_words
+from .context import content_words, split_sentences
 from .settings import REFUSAL
 
 CITATION = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*(?:,|and)\s*(?:sources?\s*)?\d+)*)\]", re.IGNORECASE)
@@ -76,7 +75,6 @@ class CitationChecker:
         self.embed_model = embed_model
         self.min_support = min_support
         self.cosine_floor = cosine_floor
-        self._split = split_by_sentence_tokenizer()
 
     def check(self, text: str, sources: list[Citation]) -> CheckedAnswer:
         text = text.strip()
@@ -86,7 +84,7 @@ class CitationChecker:
         if not text or REFUSAL_CORE in text.lower() or not sources:
             return CheckedAnswer(REFUSAL, [])
         by_number = {s.n: s for s in sources}
-        sentences = [s.strip() for line in text.split("\n") for s in self._split(line) if s.strip()]
+        sentences = split_sentences(text)
         # A citation standing alone after the last sentence ("... pickup. [1]") belongs to it.
         merged: list[str] = []
         for sentence in sentences:
@@ -141,7 +139,7 @@ class CitationChecker:
                 overlap[i, j] = len(words & words_p) / (len(words) or 1)
         if self.embed_model is None or not sentences:
             return overlap
-        passage_sentences = [[p for p in self._split(s.text) if p.strip()] or [s.text] for s in sources]
+        passage_sentences = [split_sentences(s.text) or [s.text] for s in sources]
         flat = [p for ps in passage_sentences for p in ps]
         vectors = np.asarray(self.embed_model._model.encode(
             sentences + flat, batch_size=64, normalize_embeddings=True, show_progress_bar=False))

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
 from llama_index.core.schema import NodeWithScore
+from llama_index.core.utils import globals_helper
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -28,6 +28,50 @@ _STOP = frozenset(
     "such than too very can could should may might must into over under after before again so not no yes if "
     "but our we us me my your i am just only tell know".split()
 )
+
+
+# Abbreviations common in news that the English Punkt model does not list ("Gov. Ron DeSantis").
+_EXTRA_ABBREVIATIONS = ("gov", "sgt", "capt", "cmdr", "supt", "det", "atty", "dept", "mt", "rev", "hon", "pres",
+                        "gens", "sens", "univ", "mar", "apr", "jun", "jul", "est", "approx", "fig")
+_CONTINUES = re.compile(r"[a-z0-9(]")  # a sentence does not start like this; a wrongly split one does
+
+
+def _punkt():
+    """The trained English Punkt model that llama-index ships (offline) in its NLTK cache.
+
+    llama-index's own split_by_sentence_tokenizer runs an *untrained* Punkt, which ends a
+    sentence at every "U.S.", "Lt." and "No.": the selector then showed the model "Nichelle
+    Nichols portrayed Lt." without the name, and the citation check put a mark inside it
+    ("Lt [1]. Nyota Uhura")."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTokenizer
+
+    globals_helper.wait_for_nltk_check()  # puts llama-index's bundled NLTK data on nltk's path
+    try:
+        tokenizer = PunktTokenizer("english")
+    except LookupError:  # NLTK_DATA points somewhere without punkt_tab: the untrained model still splits
+        tokenizer = PunktSentenceTokenizer()
+    tokenizer._params.abbrev_types.update(_EXTRA_ABBREVIATIONS)
+    return tokenizer
+
+
+_SENTENCES = None
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` (each line split on its own), stripped; a piece that starts in
+    lower case or with a digit ("No. / 1 overall pick") is joined back to the one before."""
+    global _SENTENCES
+    if _SENTENCES is None:
+        _SENTENCES = _punkt()
+    out: list[str] = []
+    for line in text.split("\n"):
+        pieces = [p.strip() for p in _SENTENCES.tokenize(line) if p.strip()]
+        for i, piece in enumerate(pieces):
+            if i and _CONTINUES.match(piece):
+                out[-1] = f"{out[-1]} {piece}"
+            else:
+                out.append(piece)
+    return out
 
 
 @dataclass
@@ -63,13 +107,9 @@ class SentenceSelector:
         self.neighbours = neighbours
         self.keyword_weight = keyword_weight
         self.retrieval_weight = retrieval_weight
-        self._split = split_by_sentence_tokenizer()
 
     def sentences(self, text: str) -> list[str]:
-        out = []
-        for line in text.split("\n"):
-            out.extend(s.strip() for s in self._split(line) if s.strip())
-        return out
+        return split_sentences(text)
 
     def select(self, question: str, nodes: list[NodeWithScore]) -> list[Passage]:
         """Passages (one per chunk that contributes a sentence), best chunk first."""

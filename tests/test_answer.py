@@ -178,6 +178,16 @@ def test_citation_check_rules():
     assert check("", sources).text == REFUSAL
 
 
+def test_a_citation_never_lands_inside_an_abbreviation():
+    """'Lt.', 'No.' and 'U.S.' do not end a sentence, so an added mark goes at the real end."""
+    sources = [_source(1, "Nichelle Nichols played Lt. Nyota Uhura on Star Trek."),
+               _source(2, "The Spurs had the No. 1 overall pick. Shelves at U.S. supermarkets were bare.")]
+    check = CitationChecker(embed_model=None, min_support=0.5).check
+    assert check("Nichelle Nichols played Lt. Nyota Uhura.", sources).text == "Nichelle Nichols played Lt. Nyota Uhura [1]."
+    assert check("The Spurs had the No. 1 pick.", sources).text == "The Spurs had the No. 1 pick [2]."
+    assert check("Shelves at U.S. supermarkets were bare [1].", sources).text == "Shelves at U.S. supermarkets were bare [2]."
+
+
 def test_streamed_text_never_shows_a_citation_that_is_removed(seed_index):
     assistant, _ = assistant_with(seed_index, "Honda formed a partnership with General Motors [1][7] and Sony [Source 9], (see [note]).")
     tokens: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.chunking import embedding_model
-from assistant.context import SentenceSelector, relative_scores
+from assistant.context import SentenceSelector, relative_scores, split_sentences
 from assistant.settings import Settings
 
 QUESTION = "Which company did Honda partner with to build electric vehicles for North America?"
@@ -59,3 +59,11 @@ def test_the_quoted_sentence_is_never_a_question():
     [passage] = SentenceSelector(embed, embed._model.tokenizer, budget_tokens=200, neighbours=0).select(QUESTION, [asked])
     assert QUESTION in passage.text  # the best match by score, kept for the model to read
     assert passage.best_sentence == ANSWERING
+
+
+def test_sentences_do_not_end_at_abbreviations():
+    text = ("Nichelle Nichols played Lt. Nyota Uhura. Gov. Ron DeSantis spoke in St. Louis on Jan. 5 at 3 p.m.\n"
+            "The Spurs had the No. 1 pick. He left the U.S. He came back.")
+    assert split_sentences(text) == [
+        "Nichelle Nichols played Lt. Nyota Uhura.", "Gov. Ron DeSantis spoke in St. Louis on Jan. 5 at 3 p.m.",
+        "The Spurs had the No. 1 pick.", "He left the U.S.", "He came back."]
