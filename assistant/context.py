@@ -13,6 +13,7 @@ article order under their source's number and title.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ _EXTRA_ABBREVIATIONS = ("gov", "sgt", "capt", "cmdr", "supt", "det", "atty", "de
 _CONTINUES = re.compile(r"[a-z0-9(]")  # a sentence does not start like this; a wrongly split one does
 
 
+@functools.lru_cache(maxsize=1)
 def _punkt():
     """The trained English Punkt model that llama-index ships (offline) in its NLTK cache.
 
@@ -54,18 +56,12 @@ def _punkt():
     return tokenizer
 
 
-_SENTENCES = None
-
-
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` (each line split on its own), stripped; a piece that starts in
     lower case or with a digit ("No. / 1 overall pick") is joined back to the one before."""
-    global _SENTENCES
-    if _SENTENCES is None:
-        _SENTENCES = _punkt()
     out: list[str] = []
     for line in text.split("\n"):
-        pieces = [p.strip() for p in _SENTENCES.tokenize(line) if p.strip()]
+        pieces = [p.strip() for p in _punkt().tokenize(line) if p.strip()]
         for i, piece in enumerate(pieces):
             if i and _CONTINUES.match(piece):
                 out[-1] = f"{out[-1]} {piece}"
