@@ -104,15 +104,12 @@ class SentenceSelector:
         self.keyword_weight = keyword_weight
         self.retrieval_weight = retrieval_weight
 
-    def sentences(self, text: str) -> list[str]:
-        return split_sentences(text)
-
     def select(self, question: str, nodes: list[NodeWithScore]) -> list[Passage]:
         """Passages (one per chunk that contributes a sentence), best chunk first."""
         units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
         per_chunk: list[list[str]] = []
         for c, node in enumerate(nodes):
-            sentences = self.sentences(node.node.get_content())
+            sentences = split_sentences(node.node.get_content())
             per_chunk.append(sentences)
             units.extend((c, i, s) for i, s in enumerate(sentences))
         if not units:
