@@ -69,6 +69,12 @@ class CitationChecker:
     rescaled so that ``cosine_floor`` maps to 0 and 1.0 to 1. A sentence whose
     citations all fall below ``min_support`` is re-cited to the best-supporting
     passage, or removed when none reaches it.
+
+    Given the question, a sentence's *answer words* are its content words the question
+    does not have ("Chloe Kelly" in "Chloe Kelly scored the winning goal against
+    Germany"). A passage about the same event can support the sentence's wording without
+    naming the answer; when another passage names more of the answer words, the citation
+    goes to that one, so the passage a reader opens is the one that says the answer.
     """
 
     def __init__(self, embed_model=None, min_support: float = 0.5, cosine_floor: float = 0.3):
@@ -76,7 +82,7 @@ class CitationChecker:
         self.min_support = min_support
         self.cosine_floor = cosine_floor
 
-    def check(self, text: str, sources: list[Citation]) -> CheckedAnswer:
+    def check(self, text: str, sources: list[Citation], question: str = "") -> CheckedAnswer:
         text = text.strip()
         wrapped = _WRAPPED.match(text)
         if wrapped:
@@ -92,7 +98,9 @@ class CitationChecker:
                 merged[-1] = f"{merged[-1]} {sentence}"
             else:
                 merged.append(sentence)
-        support = self._support_matrix([strip_citations(s) for s in merged], sources)
+        passage_words = [content_words(f"{s.title} {s.text}") for s in sources]
+        support = self._support_matrix([strip_citations(s) for s in merged], sources, passage_words)
+        asked = content_words(question)
 
         checks: list[SentenceCheck] = []
         for i, sentence in enumerate(merged):
@@ -102,13 +110,19 @@ class CitationChecker:
                 checks.append(SentenceCheck(_render(plain, written), sentence, written, 1.0, "no-claim"))
                 continue
             scores = {s.n: float(support[i, j]) for j, s in enumerate(sources)}
-            held = [n for n in written if scores[n] >= self.min_support]
+            eligible = [n for n in scores if scores[n] >= self.min_support]
+            answer_words = content_words(plain) - asked
+            named = {s.n: len(answer_words & passage_words[j]) for j, s in enumerate(sources)}
+            most = max((named[n] for n in eligible), default=0) if asked else 0
+            if most:  # only passages that name the answer as fully as the best one does
+                eligible = [n for n in eligible if named[n] == most]
+            held = [n for n in written if n in eligible]
             if held:
                 action = "verified" if held == written else "re-cited"
                 final = _keep_marks(sentence, set(held)) if held == written else _render(plain, held)
                 checks.append(SentenceCheck(_clean(final), sentence, held, max(scores[n] for n in held), action))
                 continue
-            best = max(scores, key=scores.get)
+            best = max(eligible or scores, key=scores.get)
             if scores[best] >= self.min_support:
                 checks.append(SentenceCheck(_render(plain, [best]), sentence, [best], scores[best],
                                             "re-cited" if written else "added"))
@@ -130,9 +144,8 @@ class CitationChecker:
         numbers = [n for n in dict.fromkeys(citation_numbers(text)) if n in by_number]
         return CheckedAnswer(_clean(_keep_marks(text, set(numbers))), [by_number[n] for n in numbers] or sources[:1])
 
-    def _support_matrix(self, sentences: list[str], sources: list[Citation]) -> np.ndarray:
+    def _support_matrix(self, sentences: list[str], sources: list[Citation], passage_words: list[set[str]]) -> np.ndarray:
         overlap = np.zeros((len(sentences), len(sources)))
-        passage_words = [content_words(f"{s.title} {s.text}") for s in sources]
         for i, sentence in enumerate(sentences):
             words = content_words(sentence)
             for j, words_p in enumerate(passage_words):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant, blend_relevance, question_coverage
+from assistant.answer import Citation, NewsAssistant, blend_relevance, question_coverage, restates_question
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.retrieval import RetrievalFilters
@@ -128,6 +128,26 @@ def test_a_declining_model_is_asked_once_more_before_a_quote(seed_index):
     assert answer.refused and not answer.retried and len(llm.prompts) == 1
 
 
+def test_a_reply_that_only_restates_the_question_gets_a_second_try(seed_index):
+    question = "Which company did Nissan partner with for North America?"
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan partnered with Honda [1].",
+                                           "Question:": "Nissan did partner with a company for North America [1]."})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask(question)
+    assert answer.retried and len(llm.prompts) == 2 and answer.answer == "Nissan partnered with Honda [1]."
+    # A short reply made of the question's own words can be the answer ("True", "Max"): it stands.
+    llm = ByPromptLLM(prompts=[], replies={"Question:": "Honda [1]."})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask(
+        "Did Nissan partner with Honda or Toyota?")
+    assert not answer.retried and len(llm.prompts) == 1
+
+
+def test_restates_question():
+    assert restates_question("Which chocolate bar now has paper wrappers?", "The chocolate bar now has paper wrappers [1].")
+    assert restates_question("Which chocolate bar?", " [1]")
+    assert not restates_question("Which chocolate bar now has paper wrappers?", "Mars bars now have paper wrappers [1].")
+    assert not restates_question("True or false: the moon has a time zone.", "True [1].")
+
+
 def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
     assistant, llm = assistant_with(seed_index, "Fisker [1].")
     late = RetrievalFilters(since=dt.date(2025, 1, 1))
@@ -176,6 +196,21 @@ def test_citation_check_rules():
     nothing = check("Aliens landed in Ohio on Tuesday [1].", sources)
     assert nothing.text == REFUSAL and nothing.citations == [] and nothing.refused
     assert check("", sources).text == REFUSAL
+
+
+def test_a_citation_goes_to_the_passage_that_names_the_answer():
+    """Both passages support the sentence's wording; only the second says who scored."""
+    sources = [_source(1, "England beat Germany in the Euro 2022 final at Wembley with a winning goal in extra time."),
+               _source(2, "Chloe Kelly scored the winning goal for England.")]
+    question = "Who scored England's winning goal in the Euro 2022 final against Germany?"
+    reply = "Chloe Kelly scored the winning goal in the Euro 2022 final against Germany [1]."
+    check = CitationChecker(embed_model=None, min_support=0.5).check
+    assert check(reply, sources).text == reply  # without the question, [1] supports the wording
+    moved = check(reply, sources, question)
+    assert moved.text == "Chloe Kelly scored the winning goal in the Euro 2022 final against Germany [2]."
+    assert moved.checks[0].action == "re-cited" and moved.citations == [sources[1]]
+    both = check(reply.replace("[1]", "[1][2]"), sources, question)  # the mark that names the answer stays
+    assert both.text.endswith("Germany [2].")
 
 
 def test_a_citation_never_lands_inside_an_abbreviation():
