@@ -98,24 +98,27 @@ class CitationChecker:
                 merged[-1] = f"{merged[-1]} {sentence}"
             else:
                 merged.append(sentence)
+        plains = [strip_citations(s) for s in merged]
+        words = [content_words(p) for p in plains]  # each sentence's, used by every rule below
         passage_words = [content_words(f"{s.title} {s.text}") for s in sources]
-        support = self._support_matrix([strip_citations(s) for s in merged], sources, passage_words)
+        support = self._support_matrix(plains, words, sources, passage_words)
         asked = content_words(question)
 
         checks: list[SentenceCheck] = []
         for i, sentence in enumerate(merged):
-            plain = strip_citations(sentence)
+            plain = plains[i]
             written = [n for n in dict.fromkeys(citation_numbers(sentence)) if n in by_number]
-            if len(content_words(plain)) < 2:
+            if len(words[i]) < 2:
                 checks.append(SentenceCheck(_render(plain, written), sentence, written, 1.0, "no-claim"))
                 continue
             scores = {s.n: float(support[i, j]) for j, s in enumerate(sources)}
             eligible = [n for n in scores if scores[n] >= self.min_support]
-            answer_words = content_words(plain) - asked
-            named = {s.n: len(answer_words & passage_words[j]) for j, s in enumerate(sources)}
-            most = max((named[n] for n in eligible), default=0) if asked else 0
-            if most:  # only passages that name the answer as fully as the best one does
-                eligible = [n for n in eligible if named[n] == most]
+            if asked and eligible:  # only passages that name the answer as fully as the best one does
+                answer_words = words[i] - asked
+                named = {s.n: len(answer_words & passage_words[j]) for j, s in enumerate(sources) if s.n in eligible}
+                most = max(named.values())
+                if most:
+                    eligible = [n for n in eligible if named[n] == most]
             held = [n for n in written if n in eligible]
             if held:
                 action = "verified" if held == written else "re-cited"
@@ -144,10 +147,10 @@ class CitationChecker:
         numbers = [n for n in dict.fromkeys(citation_numbers(text)) if n in by_number]
         return CheckedAnswer(_clean(_keep_marks(text, set(numbers))), [by_number[n] for n in numbers] or sources[:1])
 
-    def _support_matrix(self, sentences: list[str], sources: list[Citation], passage_words: list[set[str]]) -> np.ndarray:
+    def _support_matrix(self, sentences: list[str], sentence_words: list[set[str]], sources: list[Citation],
+                        passage_words: list[set[str]]) -> np.ndarray:
         overlap = np.zeros((len(sentences), len(sources)))
-        for i, sentence in enumerate(sentences):
-            words = content_words(sentence)
+        for i, words in enumerate(sentence_words):
             for j, words_p in enumerate(passage_words):
                 overlap[i, j] = len(words & words_p) / (len(words) or 1)
         if self.embed_model is None or not sentences:
