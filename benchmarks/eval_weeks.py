@@ -39,6 +39,19 @@ def split_answerable(records: list) -> tuple[list, list]:
     return [r for r in records if answerable(r)], [r for r in records if not answerable(r)]
 
 
+def development_set(weeks: int, seed: int, unanswerable: int) -> tuple[Path, list[str]]:
+    """The question file of ``weeks`` development weeks (seed ``seed``), with up to ``unanswerable``
+    unanswerable questions after the answerable ones, and the weeks it holds."""
+    questions = CACHE / "sets" / f"dev-{weeks}w-seed{seed}{'-u' if unanswerable else ''}.jsonl"
+    command = [sys.executable, "-m", "benchmarks.question_sets", "--weeks", str(weeks), "--seed", str(seed),
+               "--out", str(questions)] + (["--unanswerable"] if unanswerable else [])
+    picked = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    if unanswerable:
+        answerable, others = split_answerable(questions.read_text(encoding="utf-8").splitlines())
+        questions.write_text("\n".join(answerable + others[:unanswerable]) + "\n", encoding="utf-8")
+    return questions, picked
+
+
 def baseline_answers(questions: Path, n: int, out: Path, settings: Settings, resume: bool) -> tuple[dict, dict, int]:
     """The default query engine answering an evenly spread subset; ours re-scored on the same ids."""
     from assistant.evaluation.scoring import compute_metrics
@@ -78,13 +91,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run instead of starting afresh")
     args = parser.parse_args()
     quiet_libraries()
-    questions = CACHE / "sets" / f"dev-{args.weeks}w-seed{args.seed}{'-u' if args.unanswerable else ''}.jsonl"
-    command = [sys.executable, "-m", "benchmarks.question_sets", "--weeks", str(args.weeks), "--seed", str(args.seed),
-               "--out", str(questions)] + (["--unanswerable"] if args.unanswerable else [])
-    weeks = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    if args.unanswerable:
-        answerable, unanswerable = split_answerable(questions.read_text(encoding="utf-8").splitlines())
-        questions.write_text("\n".join(answerable + unanswerable[: args.unanswerable]) + "\n", encoding="utf-8")
+    questions, weeks = development_set(args.weeks, args.seed, args.unanswerable)
     if args.every > 1:
         answerable, unanswerable = split_answerable(questions.read_text(encoding="utf-8").splitlines())
         kept = answerable[:: args.every] + unanswerable[:: args.every]
