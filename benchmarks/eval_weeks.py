@@ -145,10 +145,10 @@ def main() -> int:
         lines.append(f"| {key} | {fmt_metric(ours.get(key))} | {fmt_metric(baseline.get(key)) if key in RETRIEVAL_KEYS else ''} |")
     if subset:
         ours_sub, base_sub, n_sub = subset
-        lines += ["", f"The llama-index default query engine (top 2 chunks, default prompt, same model) answering {n_sub} "
-                  "of these questions (evenly spread over the answerable and the unanswerable ones), beside this "
-                  "project on the same questions in the same run. The default engine has no refusal sentence, so its "
-                  "refusal rates are 0 by construction; it has no citation check either.", "",
+        lines += ["", (f"The llama-index default query engine (top 2 chunks, default prompt, same model) answering {n_sub} "
+                       "of these questions (evenly spread over the answerable and the unanswerable ones), beside this "
+                       "project on the same questions in the same run. The default engine has no refusal sentence, so "
+                       "its refusal rates are 0 by construction; it has no citation check either."), "",
                   "| metric (same subset) | this project | llama-index default query engine |", "|---|---:|---:|"]
         for key in ("n_answerable", "n_unanswerable", "context_hit", "context_tokens", "answer_accuracy",
                     "refusal_unanswerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s"):

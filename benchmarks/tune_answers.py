@@ -69,16 +69,16 @@ def main() -> int:
 
     if args.publish:
         defaults = {name: getattr(base, name) for name in names}
-        this = f"python -m benchmarks.tune_answers" + (f" --model {args.model}" if args.model else "") + (
+        this = "python -m benchmarks.tune_answers" + (f" --model {args.model}" if args.model else "") + (
             f" --every {args.every}" if args.every != 2 else "") + "".join(f" --set {s}" for s in args.set) + " --publish"
         lines = [
             f"## Answer settings tried: {', '.join(names)} ({base.llm_model})",
             "",
             f"Command: `{this}` (all rows in the same run, one after the other)  ",
             f"Machine: {machine()}  ",
-            f"Questions: every {args.every}th of the {len(answerable)} answerable questions of the 20 development weeks "
-            f"above ({', '.join(weeks)}; seed {args.seed}), {rows[0]['n']} questions, open answers only. "
-            f"Defaults: {', '.join(f'{k}={v}' for k, v in defaults.items())}. Wall time {wall / 60:.1f} min.",
+            (f"Questions: 1 in {args.every} of the {len(answerable)} answerable questions of {args.weeks} development "
+             f"weeks ({', '.join(weeks)}; seed {args.seed}), in file order: {rows[0]['n']} questions, open answers "
+             f"only. Defaults: {', '.join(f'{k}={v}' for k, v in defaults.items())}. Wall time {wall / 60:.1f} min."),
             "",
             "| " + " | ".join([*names, *COLUMNS, "second_tries"]) + " |",
             "|" + "---:|" * (len(names) + len(COLUMNS) + 1),
