@@ -13,7 +13,6 @@ into BENCHMARKS.md under a title naming the model and the settings tried.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 import sys
@@ -25,7 +24,7 @@ from assistant.settings import Settings
 
 from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 from .eval_weeks import CACHE, development_set, split_answerable
-from .tune_retrieval import parse_value
+from .tune_retrieval import setting_grid
 
 COLUMNS = ("answer_accuracy", "context_hit", "context_tokens", "citation_support", "refusal_answerable",
            "latency_p50_s", "latency_p95_s", "first_token_p50_s")
@@ -47,13 +46,10 @@ def main() -> int:
     subset.write_text("\n".join(answerable[:: args.every]) + "\n", encoding="utf-8")
 
     base = Settings(embed_cache_dir=CACHE, **({"llm_model": args.model} if args.model else {}))
-    grid = [(name, [parse_value(v) for v in values.split(",")])
-            for name, values in (item.split("=", 1) for item in args.set)]
-    names = [name for name, _ in grid]
+    names, combinations = setting_grid(args.set)
     rows = []
     started = time.perf_counter()
-    for combo in itertools.product(*[values for _, values in grid]):
-        overrides = dict(zip(names, combo))
+    for overrides in combinations:
         label = "-".join(f"{k}={v}" for k, v in overrides.items())
         out = REPO / "eval-runs" / "tune-answers" / base.llm_model / label
         shutil.rmtree(out, ignore_errors=True)

@@ -70,6 +70,14 @@ def parse_value(text: str):
     return text
 
 
+def setting_grid(items: list[str]) -> tuple[list[str], list[dict]]:
+    """``name=v1,v2,...`` items as (names, every combination of their values as overrides)."""
+    grid = [(name, [parse_value(v) for v in values.split(",")])
+            for name, values in (item.split("=", 1) for item in items)]
+    names = [name for name, _ in grid]
+    return names, [dict(zip(names, combo)) for combo in itertools.product(*[values for _, values in grid])]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=Path, required=True)
@@ -82,11 +90,7 @@ def main() -> int:
     settings = Settings(embed_cache_dir=REPO / ".cache", **base)
     questions = [q for q in load_questions(args.questions) if q.answer_article_ids]
     indexes = week_indexes(settings, args.questions, args.root)
-    grid = [(name, [parse_value(v) for v in values.split(",")])
-            for name, values in (item.split("=", 1) for item in args.set)]
-    names = [name for name, _ in grid]
-    for combo in itertools.product(*[values for _, values in grid]) if grid else [()]:
-        overrides = dict(zip(names, combo))
+    for overrides in setting_grid(args.set)[1]:
         print(json.dumps({**base, **overrides, **score(indexes, questions, overrides)}), flush=True)
     return 0
 
