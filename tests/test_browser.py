@@ -35,7 +35,8 @@ def app_url(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update({"ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_UI_PORT": str(port),
                 "ASSISTANT_UPLOAD_DIR": str(root / "uploads"), "GRADIO_ANALYTICS_ENABLED": "False"})
-    log = open(root / "app.log", "w")
+    APP_LOG["path"] = root / "app.log"
+    log = open(APP_LOG["path"], "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
@@ -69,19 +70,42 @@ def browser():
         browser.close()
 
 
-def ask(page, question: str, timeout_s: float = 180):
+# Finished when the final answer (with citation links, the refusal or an error) replaced the stream.
+FINAL_ANSWER_JS = """() => { const bots = document.querySelectorAll("#chat [data-testid='bot']");
+                             const last = bots[bots.length - 1];
+                             return last && (last.querySelector('a.cite') || last.innerText.includes('do not cover')
+                                             || last.innerText.includes('did not work')); }"""
+APP_LOG: dict[str, Path] = {}
+
+
+def submit(page, question: str) -> None:
+    """Type and send a question; wait until the chat shows it, so a lost click fails here, fast."""
+    users = page.locator("#chat [data-testid='user']")
+    before = users.count()
     page.locator("#question textarea").fill(question)
     page.locator("#ask-button").click()
-    last_bot = page.locator("#chat [data-testid='bot']").last
-    # Finished when the final answer (with citation links, or the refusal) replaced the stream.
     page.wait_for_function(
-        """() => { const bots = document.querySelectorAll("#chat [data-testid='bot']");
-                   const last = bots[bots.length - 1];
-                   return last && (last.querySelector('a.cite') || last.innerText.includes('do not cover')
-                                   || last.innerText.includes('did not work')); }""",
-        timeout=timeout_s * 1000,
-    )
-    return last_bot
+        f"() => document.querySelectorAll(\"#chat [data-testid='user']\").length > {before}", timeout=30_000)
+
+
+def wait_for_answer(page, timeout_s: float = 180):
+    """The last bot message once final; on timeout, say what the chat and the app log show."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(FINAL_ANSWER_JS, timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        shown = page.locator("#chat [data-testid='bot']").all_inner_texts()[-1:]
+        log = APP_LOG["path"].read_text()[-2000:] if "path" in APP_LOG else ""
+        raise AssertionError(f"no final answer in {timeout_s} s; chat shows {shown!r}; app log ends:\n{log}") from None
+    answer = page.locator("#chat [data-testid='bot']").last
+    assert "did not work" not in answer.inner_text(), answer.inner_text()
+    return answer
+
+
+def ask(page, question: str, timeout_s: float = 180):
+    submit(page, question)
+    return wait_for_answer(page, timeout_s)
 
 
 def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
@@ -153,15 +177,10 @@ def test_two_users_chat_at_once_without_mixing(browser, app_url):
     first, second = browser.new_context().new_page(), browser.new_context().new_page()
     first.goto(app_url)
     second.goto(app_url)
-    first.locator("#question textarea").fill("Who did Honda partner with for North America?")
-    second.locator("#question textarea").fill("What is Nissan's Fisker angle?")
-    first.locator("#ask-button").click()
-    second.locator("#ask-button").click()
+    submit(first, "Who did Honda partner with for North America?")
+    submit(second, "What is Nissan's Fisker angle?")
     for page in (first, second):
-        page.wait_for_function(
-            """() => { const b = document.querySelectorAll("#chat [data-testid='bot']");
-                       const l = b[b.length - 1]; return l && (l.querySelector('a.cite') || l.innerText.includes('do not cover')); }""",
-            timeout=240_000)
+        wait_for_answer(page, timeout_s=240)
     first_chat, second_chat = first.locator("#chat").inner_text(), second.locator("#chat").inner_text()
     assert "Honda partner" in first_chat and "Fisker" not in first_chat
     assert "Fisker" in second_chat and "Honda partner" not in second_chat
