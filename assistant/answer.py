@@ -106,6 +106,7 @@ class Answer:
     checks: list[SentenceCheck] = field(default_factory=list)  # how each sentence's citation was checked
     quoted: bool = False  # the model gave no usable answer; the best-matching source sentence is quoted
     retried: bool = False  # the model declined and was asked once more without the option to decline
+    closest_articles: list[Citation] = field(default_factory=list)  # with a refusal: what came closest
 
     def as_dict(self) -> dict:
         return {
@@ -119,6 +120,7 @@ class Answer:
             "checks": [c.as_dict() for c in self.checks],
             "quoted": self.quoted,
             "retried": self.retried,
+            "closest_articles": [asdict(c) for c in self.closest_articles],
         }
 
 
@@ -236,7 +238,8 @@ class NewsAssistant:
         timings = {"retrieve_s": retrieval.retrieve_s, "rank_s": retrieval.rank_s, "select_s": retrieval.select_s}
         if not retrieval.sources:
             timings["total_s"] = retrieval.retrieve_s
-            return Answer(retrieval.question, REFUSAL, [], retrieval.retrieved_ids, timings, refused=True)
+            return Answer(retrieval.question, REFUSAL, [], retrieval.retrieved_ids, timings, refused=True,
+                          closest_articles=self._closest_articles(retrieval))
         picked = self._pick_by_likelihood(retrieval, choices) if choices else None
         text, generation = picked or self._generate(retrieval, on_token, choices)
         timings.update(generation)
@@ -258,7 +261,23 @@ class NewsAssistant:
                 checked = self._quote(retrieval, checked)
         return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
                       refused=checked.refused, sources=retrieval.sources, context=retrieval.context,
-                      checks=checked.checks, quoted=quoted, retried=retried)
+                      checks=checked.checks, quoted=quoted, retried=retried,
+                      closest_articles=self._closest_articles(retrieval) if checked.refused else [])
+
+    def _closest_articles(self, retrieval: Retrieval) -> list[Citation]:
+        """With a refusal: the best-ranked chunk of each of the first few articles retrieved, so the
+        reader can check for themselves what the index holds nearby. Shown beside the refusal,
+        never inside it: the refusal sentence stays the one documented phrasing."""
+        closest: list[Citation] = []
+        seen: set[str] = set()
+        for node in retrieval.ranked:
+            if len(closest) >= self.settings.closest_articles:
+                break
+            article = _citation(len(closest) + 1, node)
+            if article.article_id not in seen:
+                seen.add(article.article_id)
+                closest.append(article)
+        return closest
 
     def _declined_despite_match(self, retrieval: Retrieval, checked: CheckedAnswer) -> bool:
         """The reply says nothing (only citation marks) or declines although retrieval clearly

@@ -132,6 +132,11 @@ def cmd_ask(settings: Settings, args) -> int:
         for c in answer.citations:
             about = ", ".join(x for x in (c.site, c.published, c.url) if x)
             print(f"[{c.n}] {c.title}{f' ({about})' if about else ''}")
+    if answer.closest_articles:
+        print("\nClosest articles (not enough to answer):")
+        for c in answer.closest_articles:
+            about = ", ".join(x for x in (c.site, c.published, c.url) if x)
+            print(f"- {c.title or c.article_id}{f' ({about})' if about else ''}")
     return 0
 
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
         "more with a prompt that does not offer declining (its answer is citation-checked like any other); "
         "only if that fails too is the best-matching sentence quoted.")
+    closest_articles: int = Field(
+        3, description="A refusal lists up to this many articles that came closest (not enough to answer), "
+        "so the reader can look for themselves; 0 = none.")
     citation_min_support: float = Field(0.5, description="A sentence needs this support (0..1) from a passage it cites, else it is re-cited or removed.")
 
     # --- answering -------------------------------------------------------

@@ -58,6 +58,7 @@ CSS = """
 .source { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
 .source.active { border-color: #f59e0b; box-shadow: 0 0 0 2px #fcd34d; }
 .source .meta { color: #666; font-size: 0.85em; }
+.closest { font-size: 0.85em; }
 .source blockquote { margin: 6px 0 0 0; padding-left: 8px; border-left: 3px solid #ccc; }
 .source mark { background: #fde68a; }
 a.cite { text-decoration: none; font-weight: 600; }
@@ -78,7 +79,20 @@ def render_answer(answer: Answer, note: str = "") -> str:
         text += f"\n\n<small>Searched for: {html.escape(answer.standalone_question)}</small>"
     if note:
         text += f"\n\n<small>{html.escape(note)}</small>"
+    if answer.closest_articles:
+        items = "".join(f"<li>{_article_line(c)}</li>" for c in answer.closest_articles)
+        # A block element: a list inside <small> is invalid HTML and the browser splits it apart.
+        text += f'\n\n<div class="closest">Closest articles (not enough to answer):<ul>{items}</ul></div>'
     return text
+
+
+def _article_line(c) -> str:
+    """Escaped 'title (site · date)', linked to the original when it has a web address."""
+    title = html.escape(c.title or c.article_id)
+    if c.url.startswith(("http://", "https://")):
+        title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    about = " · ".join(html.escape(x) for x in (c.site, c.published) if x)
+    return f"{title}{f' ({about})' if about else ''}"
 
 
 def render_sources(answer: Answer | None) -> str:
@@ -111,7 +125,14 @@ def _highlight(text: str, words: set[str]) -> str:
 
 
 def format_sources(answer: Answer) -> str:
-    """Plain Markdown list of the sources (the /chat API's text answer)."""
+    """Plain Markdown list of the sources (the /chat API's text answer); with a refusal, the closest articles."""
+    if answer.closest_articles:
+        lines = ["", "**Closest articles** (not enough to answer)"]
+        for c in answer.closest_articles:
+            about = ", ".join(html.escape(x) for x in (c.site, c.published) if x)
+            link = f" — <{html.escape(c.url)}>" if c.url else ""
+            lines.append(f"- {html.escape(c.title or c.article_id)}{f' ({about})' if about else ''}{link}")
+        return "\n".join(lines)
     if not answer.citations:
         return ""
     lines = ["", "**Sources**"]

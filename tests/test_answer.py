@@ -53,6 +53,21 @@ def test_nothing_relevant_means_refusal_without_asking_the_model(seed_index):
     assert llm.prompts == []
 
 
+def test_a_refusal_points_to_the_closest_articles_beside_the_refusal_sentence(seed_index):
+    gated, _ = assistant_with(seed_index, "Ulaanbaatar [1].")
+    answer = gated.ask("What is the capital of Mongolia?")
+    assert answer.answer == REFUSAL  # the one documented phrasing, nothing appended
+    [closest] = answer.closest_articles  # the seed corpus holds one article
+    assert closest.title == "Nissan and Honda explore an EV and software partnership" and closest.published
+    assert answer.as_dict()["closest_articles"][0]["article_id"] == closest.article_id
+    declined, _ = assistant_with(seed_index, REFUSAL, quote_min_relevance=1.0)
+    assert [c.article_id for c in declined.ask("What did Nissan pay Fisker?").closest_articles] == [closest.article_id]
+    answered, _ = assistant_with(seed_index, "Nissan is in talks with Fisker [1].")
+    assert answered.ask("What is Nissan's Fisker angle?").closest_articles == []
+    off, _ = assistant_with(seed_index, "Ulaanbaatar [1].", closest_articles=0)
+    assert off.ask("What is the capital of Mongolia?").closest_articles == []
+
+
 def test_relevance_gate_needs_the_questions_named_things_not_just_the_topic(seed_index):
     assistant, llm = assistant_with(seed_index, "Toyota and BMW [1].")
     on_topic = assistant.retrieve("What is Nissan's Fisker angle?")

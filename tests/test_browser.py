@@ -124,6 +124,16 @@ def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
     page.close()
 
 
+def test_a_refusal_points_to_the_closest_article(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    answer = ask(page, "What is the capital of Mongolia?")
+    assert answer.inner_text().startswith("The indexed articles do not cover this question.")
+    closest = answer.locator(".closest li")
+    assert closest.count() == 1 and "Nissan and Honda explore an EV and software partnership" in closest.inner_text()
+    page.close()
+
+
 def upload(page, path: Path, expect: str = "1 new") -> None:
     page.get_by_role("tab", name="Corpus").click()
     page.locator("#upload input[type='file']").set_input_files(str(path))

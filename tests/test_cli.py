@@ -61,6 +61,10 @@ def test_ask_json_refusal_for_uncovered_question(seed_index):
     assert set(out) >= {"question", "answer", "citations", "retrieved", "timings"}
     assert out["answer"] == "The indexed articles do not cover this question."
     assert out["citations"] == []
+    assert [c["title"] for c in out["closest_articles"]] == ["Nissan and Honda explore an EV and software partnership"]
+    text = run_cli("--index", str(seed_index), "ask", "What is the capital of Mongolia?").stdout
+    assert text.splitlines()[0] == "The indexed articles do not cover this question."
+    assert "Closest articles (not enough to answer):\n- Nissan and Honda explore an EV and software partnership" in text
 
 
 def test_missing_index(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
 from assistant.errors import AssistantError
-from assistant.ui import build_app, format_sources, launch
+from assistant.ui import build_app, format_sources, launch, render_answer
 
 from .conftest import ScriptedLLM, make_settings
 from .test_cli import free_port
@@ -20,6 +20,17 @@ def test_sources_escape_article_html():
     rendered = format_sources(Answer("q", "Gas fell [1].", [evil], ["x"], {}))
     assert "<script>" not in rendered and "<img" not in rendered
     assert "&lt;script&gt;" in rendered and "&lt;img" in rendered
+
+
+def test_a_refusal_shows_the_closest_articles_escaped_and_linked():
+    evil = Citation(n=1, article_id="x", title="<script>alert(1)</script> Storm", site="a.com", published="2024-01-01",
+                    url="https://a.com/x", text="Storm passes.")
+    refusal = Answer("q", "The indexed articles do not cover this question.", [], ["x"], {}, refused=True,
+                     closest_articles=[evil])
+    for rendered in (render_answer(refusal), format_sources(refusal)):
+        assert "Closest articles" in rendered and "(not enough to answer)" in rendered
+        assert "<script>" not in rendered and "&lt;/script&gt; Storm" in rendered
+    assert '<a href="https://a.com/x"' in render_answer(refusal)
 
 
 @contextmanager
