@@ -268,16 +268,11 @@ class NewsAssistant:
         """With a refusal: the best-ranked chunk of each of the first few articles retrieved, so the
         reader can check for themselves what the index holds nearby. Shown beside the refusal,
         never inside it: the refusal sentence stays the one documented phrasing."""
-        closest: list[Citation] = []
-        seen: set[str] = set()
+        best_chunk: dict[str, NodeWithScore] = {}  # article id -> its best-ranked chunk, in rank order
         for node in retrieval.ranked:
-            if len(closest) >= self.settings.closest_articles:
-                break
-            article = _citation(len(closest) + 1, node)
-            if article.article_id not in seen:
-                seen.add(article.article_id)
-                closest.append(article)
-        return closest
+            best_chunk.setdefault(node.node.metadata.get("article_id") or node.node.ref_doc_id or "", node)
+        chosen = list(best_chunk.values())[: self.settings.closest_articles]
+        return [_citation(n, node) for n, node in enumerate(chosen, start=1)]
 
     def _declined_despite_match(self, retrieval: Retrieval, checked: CheckedAnswer) -> bool:
         """The reply says nothing (only citation marks) or declines although retrieval clearly

@@ -130,14 +130,18 @@ def cmd_ask(settings: Settings, args) -> int:
     if answer.citations:
         print()
         for c in answer.citations:
-            about = ", ".join(x for x in (c.site, c.published, c.url) if x)
-            print(f"[{c.n}] {c.title}{f' ({about})' if about else ''}")
+            print(f"[{c.n}] {article_line(c)}")
     if answer.closest_articles:
         print("\nClosest articles (not enough to answer):")
         for c in answer.closest_articles:
-            about = ", ".join(x for x in (c.site, c.published, c.url) if x)
-            print(f"- {c.title or c.article_id}{f' ({about})' if about else ''}")
+            print(f"- {article_line(c)}")
     return 0
+
+
+def article_line(c) -> str:
+    """'title (site, date, url)', each part only when known."""
+    about = ", ".join(x for x in (c.site, c.published, c.url) if x)
+    return f"{c.title or c.article_id}{f' ({about})' if about else ''}"
 
 
 def cmd_stats(settings: Settings, args) -> int:

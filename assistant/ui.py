@@ -24,7 +24,7 @@ from typing import Iterator
 
 from .answer import Answer, NewsAssistant
 from .articles import SUPPORTED_SUFFIXES, ArticleLoader
-from .citations import CITATION, citation_numbers
+from .citations import CITATION, Citation, citation_numbers
 from .context import content_words
 from .errors import AssistantError
 from .retrieval import RetrievalFilters
@@ -58,9 +58,9 @@ CSS = """
 .source { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
 .source.active { border-color: #f59e0b; box-shadow: 0 0 0 2px #fcd34d; }
 .source .meta { color: #666; font-size: 0.85em; }
-.closest { font-size: 0.85em; }
 .source blockquote { margin: 6px 0 0 0; padding-left: 8px; border-left: 3px solid #ccc; }
 .source mark { background: #fde68a; }
+.closest { font-size: 0.85em; }
 a.cite { text-decoration: none; font-weight: 600; }
 """
 
@@ -86,13 +86,21 @@ def render_answer(answer: Answer, note: str = "") -> str:
     return text
 
 
-def _article_line(c) -> str:
+def _article_line(c: Citation) -> str:
     """Escaped 'title (site · date)', linked to the original when it has a web address."""
-    title = html.escape(c.title or c.article_id)
-    if c.url.startswith(("http://", "https://")):
-        title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
-    about = " · ".join(html.escape(x) for x in (c.site, c.published) if x)
-    return f"{title}{f' ({about})' if about else ''}"
+    about = _about(c, " · ")
+    return f"{_web_link(c.url, html.escape(c.title or c.article_id))}{f' ({about})' if about else ''}"
+
+
+def _about(c: Citation, separator: str) -> str:
+    return separator.join(html.escape(x) for x in (c.site, c.published) if x)
+
+
+def _web_link(url: str, label: str) -> str:
+    """``label`` (already escaped) linked to ``url`` in a new tab; only http(s) addresses become links."""
+    if not url.startswith(("http://", "https://")):
+        return label
+    return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{label}</a>'
 
 
 def render_sources(answer: Answer | None) -> str:
@@ -104,9 +112,8 @@ def render_sources(answer: Answer | None) -> str:
             cited_words.setdefault(n, set()).update(content_words(check.sentence))
     blocks = []
     for c in answer.citations:
-        about = " · ".join(html.escape(x) for x in (c.site, c.published) if x)
-        link = (f' · <a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">original</a>'
-                if c.url.startswith(("http://", "https://")) else "")
+        about = _about(c, " · ")
+        link = f" · {_web_link(c.url, 'original')}" if c.url.startswith(("http://", "https://")) else ""
         passage = _highlight(" ".join(c.text.split()), cited_words.get(c.n, content_words(answer.answer)))
         blocks.append(
             f'<div class="source" id="source-{c.n}"><b>[{c.n}] {html.escape(c.title or c.article_id)}</b>'
@@ -128,21 +135,25 @@ def format_sources(answer: Answer) -> str:
     """Plain Markdown list of the sources (the /chat API's text answer); with a refusal, the closest articles."""
     if answer.closest_articles:
         lines = ["", "**Closest articles** (not enough to answer)"]
-        for c in answer.closest_articles:
-            about = ", ".join(html.escape(x) for x in (c.site, c.published) if x)
-            link = f" — <{html.escape(c.url)}>" if c.url else ""
-            lines.append(f"- {html.escape(c.title or c.article_id)}{f' ({about})' if about else ''}{link}")
+        lines += [f"- {_markdown_title(c)}{_markdown_meta(c)}" for c in answer.closest_articles]
         return "\n".join(lines)
     if not answer.citations:
         return ""
     lines = ["", "**Sources**"]
     for c in answer.citations:
-        about = ", ".join(html.escape(x) for x in (c.site, c.published) if x)
-        title = html.escape(c.title or c.article_id)
-        link = f" — <{html.escape(c.url)}>" if c.url else ""
         passage = html.escape(" ".join(c.text.split())[:600])
-        lines.append(f"{c.n}. **{title}**{f' ({about})' if about else ''}{link}\n   > {passage}")
+        lines.append(f"{c.n}. **{_markdown_title(c)}**{_markdown_meta(c)}\n   > {passage}")
     return "\n".join(lines)
+
+
+def _markdown_title(c: Citation) -> str:
+    return html.escape(c.title or c.article_id)
+
+
+def _markdown_meta(c: Citation) -> str:
+    """' (site, date) — <url>', each part only when known."""
+    about = _about(c, ", ")
+    return f"{f' ({about})' if about else ''}{f' — <{html.escape(c.url)}>' if c.url else ''}"
 
 
 # -- asking -------------------------------------------------------------------------
