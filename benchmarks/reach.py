@@ -1,6 +1,6 @@
 """Where answers are lost: how often the gold answer is in each larger slice of what retrieval found.
 
-    python -m benchmarks.reach [--weeks 30] [--seed 2026]
+    python -m benchmarks.reach [--weeks 30] [--seed 2026] [--questions SET]
 
 Per week, default settings, each question with its date (the per-week protocol of
 benchmarks.retrieval, reusing its indexes under .cache/indexes). For every question the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
 
 from assistant.answer import NewsAssistant
 from assistant.cli import quiet_libraries
@@ -56,10 +57,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weeks", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--questions", type=Path, help="a question set with weeks (instead of --weeks/--seed)")
     args = parser.parse_args()
     quiet_libraries()
-    questions_path, _, weeks = make_sets(args.weeks, args.seed)
+    questions_path = args.questions or make_sets(args.weeks, args.seed)[0]
     questions = [q for q in load_questions(questions_path) if q.answer_article_ids]
+    weeks = sorted({q.week for q in questions})
     settings = Settings(embed_cache_dir=REPO / ".cache")
     indexes = week_indexes(settings, questions_path, REPO / ".cache" / "indexes")
     articles = load_articles(RTQA_ARTICLES)
@@ -77,16 +80,18 @@ def main() -> int:
                     tokens.setdefault(row, []).append(len(tokenizer.tokenize(text)))
         print(f"week {week} done", file=sys.stderr, flush=True)
 
-    command = "python -m benchmarks.reach" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 else "")
+    command = "python -m benchmarks.reach" + (f" --questions {args.questions}" if args.questions else "") + (
+        f" --weeks {args.weeks}" if args.weeks != 30 and not args.questions else "") + (
+        f" --seed {args.seed}" if args.seed != 2026 and not args.questions else "")
+    chosen = (f"from `{args.questions}`" if args.questions else
+              f"chosen by seed {args.seed} (by default the weeks of the per-week retrieval table)")
     lines = [
         "## Where answers are lost: the gold answer in each slice of what retrieval found",
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
         f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
-        f"weeks chosen by seed {args.seed} (by default the weeks of the per-week retrieval table), default settings, "
-        "each question with its date. "
+        f"weeks {chosen}: {', '.join(weeks)}; default settings, each question with its date. "
         "Each row: the share of questions whose gold answer (folded) is in that slice, and the slice's mean "
         "length in MiniLM tokens, i.e. what handing it to the model would cost.",
         "",
