@@ -89,7 +89,7 @@ def render_answer(answer: Answer, note: str = "") -> str:
 def _article_line(c: Citation) -> str:
     """Escaped 'title (site · date)', linked to the original when it has a web address."""
     about = _about(c, " · ")
-    return f"{_web_link(c.url, html.escape(c.title or c.article_id))}{f' ({about})' if about else ''}"
+    return f"{_web_link(c.url, _title(c))}{f' ({about})' if about else ''}"
 
 
 def _about(c: Citation, separator: str) -> str:
@@ -116,7 +116,7 @@ def render_sources(answer: Answer | None) -> str:
         link = f" · {_web_link(c.url, 'original')}" if c.url.startswith(("http://", "https://")) else ""
         passage = _highlight(" ".join(c.text.split()), cited_words.get(c.n, content_words(answer.answer)))
         blocks.append(
-            f'<div class="source" id="source-{c.n}"><b>[{c.n}] {html.escape(c.title or c.article_id)}</b>'
+            f'<div class="source" id="source-{c.n}"><b>[{c.n}] {_title(c)}</b>'
             f'<div class="meta">{about}{link}</div><blockquote>{passage}</blockquote></div>'
         )
     return "".join(blocks)
@@ -135,18 +135,19 @@ def format_sources(answer: Answer) -> str:
     """Plain Markdown list of the sources (the /chat API's text answer); with a refusal, the closest articles."""
     if answer.closest_articles:
         lines = ["", "**Closest articles** (not enough to answer)"]
-        lines += [f"- {_markdown_title(c)}{_markdown_meta(c)}" for c in answer.closest_articles]
+        lines += [f"- {_title(c)}{_markdown_meta(c)}" for c in answer.closest_articles]
         return "\n".join(lines)
     if not answer.citations:
         return ""
     lines = ["", "**Sources**"]
     for c in answer.citations:
         passage = html.escape(" ".join(c.text.split())[:600])
-        lines.append(f"{c.n}. **{_markdown_title(c)}**{_markdown_meta(c)}\n   > {passage}")
+        lines.append(f"{c.n}. **{_title(c)}**{_markdown_meta(c)}\n   > {passage}")
     return "\n".join(lines)
 
 
-def _markdown_title(c: Citation) -> str:
+def _title(c: Citation) -> str:
+    """The escaped title (the article id when it has none), in every place an article is named."""
     return html.escape(c.title or c.article_id)
 
 
