@@ -265,8 +265,15 @@ def embedding_model(settings: Settings):
     return _load_embedding_model(str(model_dir), settings.embed_batch_size, cache_path, int8_file)
 
 
+# The two helpers below are the one place that knows llama-index's HuggingFaceEmbedding keeps
+# its sentence-transformers model in a private attribute; it exposes neither window nor tokenizer.
 def embedder_window(embed_model) -> int:
     return int(embed_model._model.max_seq_length)
+
+
+def embedder_tokenizer(embed_model):
+    """The embedder's own tokenizer (token counts of chunks, contexts and budgets)."""
+    return embed_model._model.tokenizer
 
 
 def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
@@ -280,7 +287,7 @@ def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
     chunk_tokens = min(settings.chunk_tokens or window, window)
     # A copy for counting: the splitter tokenizes whole articles, and raising the
     # length limit on the embedder's own tokenizer would change how it truncates.
-    tokenizer = copy.deepcopy(embed_model._model.tokenizer)
+    tokenizer = copy.deepcopy(embedder_tokenizer(embed_model))
     tokenizer.model_max_length = 10**9  # silences "sequence longer than 256" warnings
     return SentenceSplitter(
         chunk_size=chunk_tokens,

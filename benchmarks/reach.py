@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from assistant.answer import NewsAssistant
+from assistant.chunking import embedder_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
 from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import load_articles
@@ -71,7 +72,7 @@ def main() -> int:
     tokens: dict[str, list[int]] = {}
     for week, week_settings in indexes.items():
         engine = NewsAssistant(week_settings)
-        tokenizer = engine.retriever.index._embed_model._model.tokenizer
+        tokenizer = embedder_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
             retrieval = engine.retrieve(q.question, as_of=q.date)
             for row, text in slices(retrieval, articles, q.article_ids).items():

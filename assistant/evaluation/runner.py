@@ -26,7 +26,7 @@ from typing import Callable
 from ..answer import NewsAssistant, Retrieval
 from ..articles import Article, ArticleLoader
 from ..citations import strip_citations
-from ..chunking import embedding_model
+from ..chunking import embedder_tokenizer, embedding_model
 from ..errors import AssistantError
 from ..settings import Settings
 from ..store import NewsStore
@@ -91,7 +91,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
             with CorpusIndex(settings, options, group, articles, index_builder, label) as group_settings:
                 progress.set_description(f"eval {label}")
                 engine = engine_factory(group_settings)
-                tokenizer = embedding_model(group_settings)._model.tokenizer
+                tokenizer = embedder_tokenizer(embedding_model(group_settings))
 
                 def work(question: Question, engine=engine, tokenizer=tokenizer) -> None:
                     writer.write(_evaluate_one(engine, tokenizer, question, options))
