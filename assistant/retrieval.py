@@ -70,6 +70,13 @@ def day_number(date: dt.date) -> int:
 
 
 @dataclass
+class Candidates:
+    vector: list[NodeWithScore]  # nearest chunks, best first; score = cosine similarity
+    keyword: list[NodeWithScore]  # BM25 matches, best first; score = BM25 score
+    best_similarity: float  # highest cosine among the vector candidates (relevance gate)
+
+
+@dataclass
 class RankedChunks:
     nodes: list[NodeWithScore]  # best first; score = fused score
     best_similarity: float  # highest cosine similarity among the vector candidates (relevance gate)
@@ -86,6 +93,24 @@ class NewsRetriever:
     ) -> RankedChunks:
         """``as_of`` is the day the question is asked: later articles do not exist yet, recent ones count more."""
         s = self.settings
+        found = self.candidates(question, filters, as_of)
+        rankings, weights = [found.vector, found.keyword], [s.vector_weight, 1.0 - s.vector_weight]
+        if s.fusion == "rrf":
+            fused = fuse_ranks(rankings, weights, s.rrf_k)
+        else:
+            fused = fuse_scores(rankings, weights)
+        if as_of is not None and s.recency_half_life_days > 0:
+            apply_recency(fused, as_of, s.recency_half_life_days)
+        best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
+        if s.window_chunks > 0:
+            best = self._windows(best)
+        return RankedChunks(best, found.best_similarity)
+
+    def candidates(
+        self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
+    ) -> Candidates:
+        """Each retriever's own ranking under the filters and the as-of limit, before fusion."""
+        s = self.settings
         filters = filters or RetrievalFilters()
         asked_filters = filters
         if as_of is not None:
@@ -99,18 +124,7 @@ class NewsRetriever:
         keyword_nodes = self._keyword_search(question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
         if s.retrieval_mode == "bm25" and keyword_nodes:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
-
-        rankings, weights = [vector_nodes, keyword_nodes], [s.vector_weight, 1.0 - s.vector_weight]
-        if s.fusion == "rrf":
-            fused = fuse_ranks(rankings, weights, s.rrf_k)
-        else:
-            fused = fuse_scores(rankings, weights)
-        if as_of is not None and s.recency_half_life_days > 0:
-            apply_recency(fused, as_of, s.recency_half_life_days)
-        best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
-        if s.window_chunks > 0:
-            best = self._windows(best)
-        return RankedChunks(best, best_similarity)
+        return Candidates(vector_nodes, keyword_nodes, best_similarity)
 
     def _windows(self, centers: list[NodeWithScore]) -> list[NodeWithScore]:
         """Each chunk with up to ``window_chunks`` neighbours on each side, read in one Chroma
