@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,18 +28,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from assistant.chunking import chunk_position
 from assistant.cli import quiet_libraries
 from assistant.context import content_words
-from assistant.evaluation.questions import load_questions
 from assistant.evaluation.scoring import contains_answer
 from assistant.retrieval import NewsRetriever, apply_recency, day_number, diversify, fuse_scores
 from assistant.settings import Settings
 from assistant.store import NewsStore
-from assistant.chunking import chunk_position
 
-from .common import REPO, machine, publish
-from .retrieval import make_sets
-from .tune_retrieval import week_indexes
+from .common import machine, publish
+from .tune_retrieval import add_week_options, development_weeks
 
 FEATURES = (
     "vector score, min-max within its list (0 if absent)",
@@ -160,16 +157,12 @@ def leave_one_week_out(questions: list[Question]) -> list[np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--weeks", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--questions", type=Path, help="a question set with weeks (instead of --weeks/--seed)")
+    add_week_options(parser)
     args = parser.parse_args()
     quiet_libraries()
-    questions_path = args.questions or make_sets(args.weeks, args.seed)[0]
-    asked = [q for q in load_questions(questions_path) if q.answer_article_ids]
-    weeks = sorted({q.week for q in asked})
-    settings = Settings(embed_cache_dir=REPO / ".cache")
-    questions = collect(week_indexes(settings, questions_path, REPO / ".cache" / "indexes"), asked)
+    dev = development_weeks(args)
+    settings = dev.settings
+    questions = collect(dev.indexes, dev.questions)
 
     rows = {
         "default fusion (min-max scores, vector weight 0.5, 365-day recency)": ranking_metrics(
@@ -182,16 +175,13 @@ def main() -> int:
         questions, [everything.decision_function(q.features) for q in questions], settings)
     coefficients = everything[-1].coef_[0]
 
-    command = "python -m benchmarks.learned_fusion" + (f" --questions {args.questions}" if args.questions else "") + (
-        f" --weeks {args.weeks}" if args.weeks != 30 and not args.questions else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 and not args.questions else "")
     lines = [
         "## Ranking tried: a learned fusion (leave one week out)",
         "",
-        f"Command: `{command}`  ",
+        f"Command: `python -m benchmarks.learned_fusion{dev.flags}`  ",
         f"Machine: {machine()}  ",
-        f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
-        f"weeks: {', '.join(weeks)}; default settings (no windows), each question with its date. Candidates: the "
+        f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(dev.weeks)} RealTimeQA development "
+        f"weeks {dev.chosen}: {', '.join(dev.weeks)}; default settings (no windows), each question with its date. Candidates: the "
         f"union of both retrievers' top {settings.candidates}; a chunk is positive when its text holds a gold answer. "
         "Both orders go through the same diversity pass; hit@k as in the retrieval table.",
         "",

@@ -16,19 +16,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 from assistant.answer import NewsAssistant
 from assistant.chunking import embedder_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
-from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import load_articles
 from assistant.evaluation.scoring import contains_answer
-from assistant.settings import Settings
 
-from .common import REPO, RTQA_ARTICLES, machine, publish
-from .retrieval import make_sets
-from .tune_retrieval import week_indexes
+from .common import RTQA_ARTICLES, machine, publish
+from .tune_retrieval import add_week_options, development_weeks
 
 CHUNK_KS = (1, 5, 10)
 ARTICLE_KS = (1, 2, 3, 5)
@@ -56,21 +52,16 @@ def slices(retrieval, articles: dict, week_article_ids: list[str]) -> dict[str, 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--weeks", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--questions", type=Path, help="a question set with weeks (instead of --weeks/--seed)")
+    add_week_options(parser)
     args = parser.parse_args()
     quiet_libraries()
-    questions_path = args.questions or make_sets(args.weeks, args.seed)[0]
-    questions = [q for q in load_questions(questions_path) if q.answer_article_ids]
-    weeks = sorted({q.week for q in questions})
-    settings = Settings(embed_cache_dir=REPO / ".cache")
-    indexes = week_indexes(settings, questions_path, REPO / ".cache" / "indexes")
+    dev = development_weeks(args)
+    questions, weeks = dev.questions, dev.weeks
     articles = load_articles(RTQA_ARTICLES)
 
     found: dict[str, list[bool]] = {}
     tokens: dict[str, list[int]] = {}
-    for week, week_settings in indexes.items():
+    for week, week_settings in dev.indexes.items():
         engine = NewsAssistant(week_settings)
         tokenizer = embedder_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
@@ -81,18 +72,13 @@ def main() -> int:
                     tokens.setdefault(row, []).append(len(tokenizer.tokenize(text)))
         print(f"week {week} done", file=sys.stderr, flush=True)
 
-    command = "python -m benchmarks.reach" + (f" --questions {args.questions}" if args.questions else "") + (
-        f" --weeks {args.weeks}" if args.weeks != 30 and not args.questions else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 and not args.questions else "")
-    chosen = (f"from `{args.questions}`" if args.questions else
-              f"chosen by seed {args.seed} (by default the weeks of the per-week retrieval table)")
     lines = [
         "## Where answers are lost: the gold answer in each slice of what retrieval found",
         "",
-        f"Command: `{command}`  ",
+        f"Command: `python -m benchmarks.reach{dev.flags}`  ",
         f"Machine: {machine()}  ",
         f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
-        f"weeks {chosen}: {', '.join(weeks)}; default settings, each question with its date. "
+        f"weeks {dev.chosen}: {', '.join(weeks)}; default settings, each question with its date. "
         "Each row: the share of questions whose gold answer (folded) is in that slice, and the slice's mean "
         "length in MiniLM tokens, i.e. what handing it to the model would cost.",
         "",

@@ -14,6 +14,7 @@ import argparse
 import itertools
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.answer import NewsAssistant
@@ -41,6 +42,39 @@ def week_indexes(settings: Settings, questions_path: Path, root: Path) -> dict[s
         with CorpusIndex(settings, options, group, articles, build_index, week) as week_settings:
             out[week] = week_settings
     return out
+
+
+def add_week_options(parser: argparse.ArgumentParser) -> None:
+    """Which development weeks a per-week benchmark runs on (the options reach and learned_fusion share)."""
+    parser.add_argument("--weeks", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--questions", type=Path, help="a question set with weeks (instead of --weeks/--seed)")
+
+
+@dataclass
+class DevelopmentWeeks:
+    questions: list  # those with answer_article_ids
+    weeks: list[str]
+    settings: Settings  # the defaults, with the evaluator's embedding cache
+    indexes: dict[str, Settings]  # week -> the settings of its kept index
+    flags: str  # the options as given, for the command line written beside a table
+    chosen: str  # how the weeks were chosen, in words
+
+
+def development_weeks(args: argparse.Namespace) -> DevelopmentWeeks:
+    """The weeks named by ``add_week_options``, their questions, and their indexes (built once, then reused)."""
+    from .retrieval import make_sets  # imported here: benchmarks.retrieval is a heavier module
+
+    questions_path = args.questions or make_sets(args.weeks, args.seed)[0]
+    questions = [q for q in load_questions(questions_path) if q.answer_article_ids]
+    settings = Settings(embed_cache_dir=REPO / ".cache")
+    indexes = week_indexes(settings, questions_path, REPO / ".cache" / "indexes")
+    if args.questions:
+        flags, chosen = f" --questions {args.questions}", f"from `{args.questions}`"
+    else:
+        flags = (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (f" --seed {args.seed}" if args.seed != 2026 else "")
+        chosen = f"chosen by seed {args.seed} (by default the weeks of the per-week retrieval table)"
+    return DevelopmentWeeks(questions, sorted({q.week for q in questions}), settings, indexes, flags, chosen)
 
 
 def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> dict:
