@@ -12,9 +12,12 @@ window of the chunk and its neighbours in the article ("small to big").
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from llama_index.core import VectorStoreIndex
@@ -22,10 +25,13 @@ from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from .chunking import chunk_id, chunk_position, embedding_model
+from .context import content_words
+from .errors import AssistantError
 from .settings import Settings
 from .store import NewsStore
 
 EPOCH = dt.date(1970, 1, 1)
+FUSION_MODEL_FILE = Path(__file__).with_name("fusion_model.json")  # written by benchmarks.learned_fusion --save
 VECTOR_HEADROOM = 3  # unfiltered vector search fetches this many times the candidates (see _vector_search)
 _WORDS = re.compile(r"\w+")
 
@@ -95,12 +101,12 @@ class NewsRetriever:
         s = self.settings
         found = self.candidates(question, filters, as_of)
         rankings, weights = [found.vector, found.keyword], [s.vector_weight, 1.0 - s.vector_weight]
-        if s.fusion == "rrf":
-            fused = fuse_ranks(rankings, weights, s.rrf_k)
+        if s.fusion == "learned":  # the model weighs the article's age itself
+            fused = fuse_learned(question, as_of, found.vector, found.keyword, load_fusion_model(FUSION_MODEL_FILE))
         else:
-            fused = fuse_scores(rankings, weights)
-        if as_of is not None and s.recency_half_life_days > 0:
-            apply_recency(fused, as_of, s.recency_half_life_days)
+            fused = fuse_ranks(rankings, weights, s.rrf_k) if s.fusion == "rrf" else fuse_scores(rankings, weights)
+            if as_of is not None and s.recency_half_life_days > 0:
+                apply_recency(fused, as_of, s.recency_half_life_days)
         best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
         if s.window_chunks > 0:
             best = self._windows(best)
@@ -225,6 +231,99 @@ def fuse_scores(rankings: list[list[NodeWithScore]], weights: list[float]) -> li
             scores[key] = scores.get(key, 0.0) + weight * normalized
             nodes.setdefault(key, node)
     fused = [NodeWithScore(node=nodes[key].node, score=score) for key, score in scores.items()]
+    fused.sort(key=lambda n: n.score, reverse=True)
+    return fused
+
+
+# A learned fusion: a logistic regression over these features of every candidate, trained by
+# benchmarks.learned_fusion on development weeks (candidates holding a gold answer against the
+# rest). Hand-written scoring, as llama-index's fusion retrievers only combine scores or ranks.
+FUSION_FEATURES = (
+    "vector score, min-max within its list (0 if absent)",
+    "BM25 score, min-max within its list (0 if absent)",
+    "cosine (the list's lowest if absent)",
+    "found by both retrievers",
+    "best vector score among its article's candidates",
+    "best BM25 score among its article's candidates",
+    "1 / (1 + its article's rank by vector score)",
+    "1 / (1 + its article's rank by BM25 score)",
+    "log(1 + its article's chunks among the candidates)",
+    "log(1 + position in its article)",
+    "log(1 + article age in days at the question's date)",
+    "share of the question's content words in the chunk",
+    "share of the question's content words in the title",
+)
+UNDATED_AGE_DAYS = 365  # an undated article counts as a year old: neither preferred nor buried
+
+
+def candidate_features(
+    question: str, as_of: dt.date | None, vector: list[NodeWithScore], keyword: list[NodeWithScore]
+) -> tuple[list[NodeWithScore], np.ndarray]:
+    """The union of both retrievers' candidates and one row of FUSION_FEATURES per candidate.
+    Without an as-of date every age is 0 (no recency), as with the other fusions."""
+    def normalized(ranking):
+        values = [n.score or 0.0 for n in ranking]
+        low, high = (min(values), max(values)) if values else (0.0, 1.0)
+        return {n.node.node_id: ((v - low) / (high - low) if high > low else 1.0) for n, v in zip(ranking, values)}
+
+    vec_norm, kw_norm = normalized(vector), normalized(keyword)
+    cosine = {n.node.node_id: n.score or 0.0 for n in vector}
+    lowest_cosine = min(cosine.values(), default=0.0)
+    nodes = list({n.node.node_id: n for n in [*vector, *keyword]}.values())
+    article = {n.node.node_id: n.node.metadata.get("article_id") or n.node.ref_doc_id or n.node.node_id for n in nodes}
+    best_vec: dict[str, float] = {}
+    best_kw: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for n in nodes:
+        a, i = article[n.node.node_id], n.node.node_id
+        best_vec[a] = max(best_vec.get(a, 0.0), vec_norm.get(i, 0.0))
+        best_kw[a] = max(best_kw.get(a, 0.0), kw_norm.get(i, 0.0))
+        count[a] = count.get(a, 0) + 1
+    vec_rank = {a: r for r, a in enumerate(sorted(best_vec, key=best_vec.get, reverse=True))}
+    kw_rank = {a: r for r, a in enumerate(sorted(best_kw, key=best_kw.get, reverse=True))}
+    asked = content_words(question) or {""}
+    rows = []
+    for n in nodes:
+        i, a, meta = n.node.node_id, article[n.node.node_id], n.node.metadata
+        published = int(meta.get("published_day", -1))
+        if as_of is None:
+            age = 0
+        else:
+            age = UNDATED_AGE_DAYS if published < 0 else max(0, day_number(as_of) - published)
+        position = chunk_position(i)
+        rows.append([
+            vec_norm.get(i, 0.0), kw_norm.get(i, 0.0), cosine.get(i, lowest_cosine),
+            float(i in vec_norm and i in kw_norm), best_vec[a], best_kw[a], 1 / (1 + vec_rank[a]),
+            1 / (1 + kw_rank[a]), math.log1p(count[a]), math.log1p(position[1] if position else 0), math.log1p(age),
+            len(asked & content_words(n.node.get_content())) / len(asked),
+            len(asked & content_words(meta.get("title") or "")) / len(asked),
+        ])
+    return nodes, np.array(rows, dtype=float).reshape(len(nodes), len(FUSION_FEATURES))
+
+
+@lru_cache(maxsize=4)
+def load_fusion_model(path: Path) -> dict:
+    """The trained weights: per-feature mean and scale (standardization), coefficients, intercept."""
+    model = json.loads(Path(path).read_text(encoding="utf-8"))
+    if tuple(model["features"]) != FUSION_FEATURES:
+        raise AssistantError(f"{path} was trained on other features than this version computes; rerun benchmarks.learned_fusion --save")
+    return {k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")} | {"intercept": float(model["intercept"])}
+
+
+def fusion_logits(model: dict, features: np.ndarray) -> np.ndarray:
+    """The model's log-odds that each candidate holds the answer (standardize, then a dot product)."""
+    return ((features - model["mean"]) / model["scale"]) @ model["coef"] + model["intercept"]
+
+
+def fuse_learned(
+    question: str, as_of: dt.date | None, vector: list[NodeWithScore], keyword: list[NodeWithScore], model: dict
+) -> list[NodeWithScore]:
+    """Candidates scored by the trained model: the probability that a chunk holds the answer."""
+    nodes, features = candidate_features(question, as_of, vector, keyword)
+    if not nodes:
+        return []
+    logits = fusion_logits(model, features)
+    fused = [NodeWithScore(node=n.node, score=float(1 / (1 + math.exp(-z)))) for n, z in zip(nodes, logits)]
     fused.sort(key=lambda n: n.score, reverse=True)
     return fused
 

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     # --- retrieval -------------------------------------------------------
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = Field("hybrid", description="Which retrievers feed the fusion.")
     candidates: int = Field(50, description="Candidates each retriever returns before fusion.")
-    fusion: Literal["relative_score", "rrf"] = Field(
-        "relative_score", description="Fuse min-max normalized scores (relative_score) or ranks (rrf).")
+    fusion: Literal["relative_score", "rrf", "learned"] = Field(
+        "relative_score", description="Fuse min-max normalized scores (relative_score), ranks (rrf), or score "
+        "candidates with the model trained on development weeks (learned; see README).")
     vector_weight: float = Field(0.5, description="Weight of the vector results in fusion (BM25 gets the rest).")
     rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant (fusion=rrf).")
     recency_half_life_days: float = Field(365.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")

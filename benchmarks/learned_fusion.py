@@ -1,6 +1,6 @@
 """Would a learned fusion rank better than the fixed one? A leave-one-week-out check.
 
-    python -m benchmarks.learned_fusion [--weeks 30] [--seed 2026] [--questions SET]
+    python -m benchmarks.learned_fusion [--weeks 30] [--seed 2026] [--questions SET] [--save]
 
 Per week, default settings, each question with its date (the per-week protocol of
 benchmarks.retrieval, reusing its indexes under .cache/indexes). Every candidate the two
@@ -11,14 +11,15 @@ question's words in the chunk and in its title); a logistic regression learns fr
 other weeks which candidates hold the gold answer and ranks this week's candidates by it.
 Both orders then go through the same diversity pass, so the rows differ only in the score.
 
-A research check for the ranking step, not a setting: it ships only if the held-out gain
-pays for a trained model the project would then have to maintain (see BENCHMARKS.md).
+With --save the model fitted on all the weeks becomes assistant/fusion_model.json, which the
+setting fusion=learned ranks with (the features are computed by assistant.retrieval, so
+training and serving share one definition).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import sys
 from dataclasses import dataclass
 
@@ -28,33 +29,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from assistant.chunking import chunk_position
 from assistant.cli import quiet_libraries
-from assistant.context import content_words
 from assistant.evaluation.scoring import contains_answer
-from assistant.retrieval import NewsRetriever, apply_recency, day_number, diversify, fuse_scores
+from assistant.retrieval import (
+    FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, apply_recency, candidate_features, diversify, fuse_scores,
+    fusion_logits, load_fusion_model,
+)
 from assistant.settings import Settings
 from assistant.store import NewsStore
 
 from .common import machine, publish
 from .tune_retrieval import add_week_options, development_weeks
-
-FEATURES = (
-    "vector score, min-max within its list (0 if absent)",
-    "BM25 score, min-max within its list (0 if absent)",
-    "cosine (the list's lowest if absent)",
-    "found by both retrievers",
-    "best vector score among its article's candidates",
-    "best BM25 score among its article's candidates",
-    "1 / (1 + its article's rank by vector score)",
-    "1 / (1 + its article's rank by BM25 score)",
-    "log(1 + its article's chunks among the candidates)",
-    "log(1 + position in its article)",
-    "log(1 + article age in days at the question's date)",
-    "share of the question's content words in the chunk",
-    "share of the question's content words in the title",
-)
-UNDATED_AGE_DAYS = 365  # as apply_recency: an undated article counts as one default half-life old
 
 
 @dataclass
@@ -62,49 +47,8 @@ class Question:
     week: str
     nodes: list[NodeWithScore]  # the union of both retrievers' candidates
     default_scores: np.ndarray  # the production fusion's scores (relative_score + recency)
-    features: np.ndarray
+    features: np.ndarray  # one row of FUSION_FEATURES per candidate
     labels: np.ndarray  # 1 where the chunk's text holds a gold answer
-
-
-def describe(question: str, as_of, vector: list[NodeWithScore], keyword: list[NodeWithScore]):
-    """Candidates and their feature rows; written out here because the production fusion only
-    needs two of these numbers and has no reason to compute the rest."""
-    def normalized(ranking):
-        values = [n.score or 0.0 for n in ranking]
-        low, high = (min(values), max(values)) if values else (0.0, 1.0)
-        return {n.node.node_id: ((v - low) / (high - low) if high > low else 1.0) for n, v in zip(ranking, values)}
-
-    vec_norm, kw_norm = normalized(vector), normalized(keyword)
-    cosine = {n.node.node_id: n.score or 0.0 for n in vector}
-    lowest_cosine = min(cosine.values(), default=0.0)
-    nodes = list({n.node.node_id: n for n in [*vector, *keyword]}.values())
-    article = {n.node.node_id: n.node.metadata.get("article_id") or n.node.node_id for n in nodes}
-    best_vec: dict[str, float] = {}
-    best_kw: dict[str, float] = {}
-    count: dict[str, int] = {}
-    for n in nodes:
-        a, i = article[n.node.node_id], n.node.node_id
-        best_vec[a] = max(best_vec.get(a, 0.0), vec_norm.get(i, 0.0))
-        best_kw[a] = max(best_kw.get(a, 0.0), kw_norm.get(i, 0.0))
-        count[a] = count.get(a, 0) + 1
-    vec_rank = {a: r for r, a in enumerate(sorted(best_vec, key=best_vec.get, reverse=True))}
-    kw_rank = {a: r for r, a in enumerate(sorted(best_kw, key=best_kw.get, reverse=True))}
-    asked = content_words(question) or {""}
-    today = day_number(as_of)
-    rows = []
-    for n in nodes:
-        i, a, meta = n.node.node_id, article[n.node.node_id], n.node.metadata
-        published = int(meta.get("published_day", -1))
-        age = UNDATED_AGE_DAYS if published < 0 else max(0, today - published)
-        position = chunk_position(i)
-        rows.append([
-            vec_norm.get(i, 0.0), kw_norm.get(i, 0.0), cosine.get(i, lowest_cosine), float(i in vec_norm and i in kw_norm),
-            best_vec[a], best_kw[a], 1 / (1 + vec_rank[a]), 1 / (1 + kw_rank[a]), math.log1p(count[a]),
-            math.log1p(position[1] if position else 0), math.log1p(age),
-            len(asked & content_words(n.node.get_content())) / len(asked),
-            len(asked & content_words(meta.get("title") or "")) / len(asked),
-        ])
-    return nodes, np.array(rows, dtype=float)
 
 
 def collect(settings_by_week: dict[str, Settings], questions) -> list[Question]:
@@ -113,7 +57,7 @@ def collect(settings_by_week: dict[str, Settings], questions) -> list[Question]:
         retriever = NewsRetriever(week_settings, NewsStore(week_settings))
         for q in (q for q in questions if q.week == week):
             found = retriever.candidates(q.question, as_of=q.date)
-            nodes, features = describe(q.question, q.date, found.vector, found.keyword)
+            nodes, features = candidate_features(q.question, q.date, found.vector, found.keyword)
             # The production order, computed by the production functions on the same candidates.
             fused = fuse_scores([found.vector, found.keyword], [week_settings.vector_weight, 1 - week_settings.vector_weight])
             apply_recency(fused, q.date, week_settings.recency_half_life_days)
@@ -158,6 +102,8 @@ def leave_one_week_out(questions: list[Question]) -> list[np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     add_week_options(parser)
+    parser.add_argument("--save", action="store_true",
+                        help=f"write the model fitted on all these weeks to {FUSION_MODEL_FILE.name} (fusion=learned)")
     args = parser.parse_args()
     quiet_libraries()
     dev = development_weeks(args)
@@ -170,15 +116,31 @@ def main() -> int:
         "learned fusion, each week ranked by a model of the other weeks": ranking_metrics(
             questions, leave_one_week_out(questions), settings),
     }
+    shipped = load_fusion_model(FUSION_MODEL_FILE) if FUSION_MODEL_FILE.exists() and not args.save else None
+    if shipped is not None:
+        # Before --save overwrites it: the model fusion=learned serves. On weeks it was trained on
+        # this row is in-sample; on other weeks (for example a held-out set) it is the real test.
+        trained_on = set(json.loads(FUSION_MODEL_FILE.read_text(encoding="utf-8"))["weeks"])
+        overlap = "trained on these weeks: in-sample" if trained_on & set(dev.weeks) else "trained on none of these weeks"
+        rows[f"the shipped model (`fusion=learned`, {FUSION_MODEL_FILE.name}; {overlap})"] = ranking_metrics(
+            questions, [fusion_logits(shipped, q.features) for q in questions], settings)
     everything = model().fit(np.vstack([q.features for q in questions]), np.concatenate([q.labels for q in questions]))
     rows["learned fusion fitted on all these weeks (in-sample: an upper bound, not a result)"] = ranking_metrics(
         questions, [everything.decision_function(q.features) for q in questions], settings)
-    coefficients = everything[-1].coef_[0]
+    scaler, regression = everything
+    coefficients = regression.coef_[0]
+    if args.save:
+        FUSION_MODEL_FILE.write_text(json.dumps({
+            "trained_by": f"python -m benchmarks.learned_fusion{dev.flags} --save",
+            "weeks": dev.weeks, "features": list(FUSION_FEATURES),
+            "mean": scaler.mean_.round(6).tolist(), "scale": scaler.scale_.round(6).tolist(),
+            "coef": coefficients.round(6).tolist(), "intercept": round(float(regression.intercept_[0]), 6),
+        }, indent=1) + "\n", encoding="utf-8")
 
     lines = [
-        "## Ranking tried: a learned fusion (leave one week out)",
+        "## Ranking tried: a learned fusion (leave one week out)" + (f", {args.questions.stem}" if args.questions else ""),
         "",
-        f"Command: `python -m benchmarks.learned_fusion{dev.flags}`  ",
+        f"Command: `python -m benchmarks.learned_fusion{dev.flags}{' --save' if args.save else ''}`  ",
         f"Machine: {machine()}  ",
         f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(dev.weeks)} RealTimeQA development "
         f"weeks {dev.chosen}: {', '.join(dev.weeks)}; default settings (no windows), each question with its date. Candidates: the "
@@ -192,7 +154,7 @@ def main() -> int:
         lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.3f}" for k in ("hit@1", "hit@5", "hit@10", "mrr@10")) + " |")
     lines += ["", "Coefficients of the model fitted on all weeks (standardized features, logistic regression, C=0.1):", "",
               "| feature | coefficient |", "|---|---:|"]
-    lines += [f"| {name} | {value:+.2f} |" for name, value in zip(FEATURES, coefficients)]
+    lines += [f"| {name} | {value:+.2f} |" for name, value in zip(FUSION_FEATURES, coefficients)]
     publish("\n".join(lines) + "\n")
     return 0
 

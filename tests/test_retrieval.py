@@ -4,13 +4,17 @@ preference, diversity, chunk windows."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 
 import pytest
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant.articles import make_article
+from assistant.errors import AssistantError
 from assistant.retrieval import (
-    NewsRetriever, RetrievalFilters, apply_recency, day_number, diversify, fuse_ranks, fuse_scores,
+    FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, RetrievalFilters, apply_recency, candidate_features,
+    day_number, diversify, fuse_learned, fuse_ranks, fuse_scores, load_fusion_model,
 )
 from assistant.settings import Settings
 from assistant.store import KEYWORD_DIR, NewsStore
@@ -197,3 +201,57 @@ def test_as_of_search_falls_back_to_the_filtered_query_when_later_articles_crowd
     # ...so the filtered query runs and still finds the one article that existed then.
     assert ids(retriever.retrieve("What happened to gas prices?", as_of=dt.date(2020, 6, 1))) == ["early"]
     assert ids(retriever.retrieve("What happened to gas prices?", as_of=dt.date(2024, 1, 20)))[0] == "later-0"
+
+
+def test_learned_fusion_features_describe_each_candidate():
+    vector = [node("a#0", "A", "Honda picked LG for its battery plant", "2023-06-01"),
+              node("b#3", "B", "Toyota sales rose", "2022-06-01")]
+    keyword = [node("a#0", "A", "Honda picked LG for its battery plant", "2023-06-01"),
+               node("c#1", "C", "Honda battery partner named")]
+    for n, score in zip([*vector, *keyword], (0.8, 0.4, 9.0, 3.0)):
+        n.score = score
+    nodes, rows = candidate_features("Who is Honda's battery partner?", dt.date(2023, 6, 2), vector, keyword)
+    assert [n.node.node_id for n in nodes] == ["a#0", "b#3", "c#1"] and rows.shape == (3, len(FUSION_FEATURES))
+    a, b, c = (dict(zip(FUSION_FEATURES, row)) for row in rows)
+    assert a["found by both retrievers"] == 1.0 and b["found by both retrievers"] == 0.0
+    assert b["cosine (the list's lowest if absent)"] == pytest.approx(0.4)
+    assert c["cosine (the list's lowest if absent)"] == pytest.approx(0.4)  # BM25-only: the list's lowest
+    assert c["BM25 score, min-max within its list (0 if absent)"] == 0.0 and b["BM25 score, min-max within its list (0 if absent)"] == 0.0
+    assert a["log(1 + article age in days at the question's date)"] == pytest.approx(math.log1p(1))
+    assert c["log(1 + article age in days at the question's date)"] == pytest.approx(math.log1p(365))  # undated
+    assert b["log(1 + position in its article)"] == pytest.approx(math.log1p(3))
+    share = "share of the question's content words in the chunk"  # of honda, battery, partner
+    assert (a[share], b[share], c[share]) == pytest.approx((2 / 3, 0.0, 1.0))
+    undated_question = candidate_features("Who is Honda's battery partner?", None, vector, keyword)[1]
+    assert (undated_question[:, FUSION_FEATURES.index("log(1 + article age in days at the question's date)")] == 0).all()
+
+
+def test_shipped_fusion_model_matches_the_features_and_prefers_recent_matching_chunks():
+    model = load_fusion_model(FUSION_MODEL_FILE)
+    weight = dict(zip(FUSION_FEATURES, model["coef"]))
+    assert weight["log(1 + article age in days at the question's date)"] < 0
+    assert weight["share of the question's content words in the chunk"] > 0
+    recent = node("new#0", "new", "Gas prices rose to $3.60 a gallon", "2023-06-10")
+    older = node("old#0", "old", "Gas prices rose to $3.60 a gallon", "2021-06-10")
+    for n in (recent, older):
+        n.score = 0.7
+    ranked = fuse_learned("What happened to gas prices?", dt.date(2023, 6, 12), [older, recent], [], model)
+    assert [n.node.node_id for n in ranked] == ["new#0", "old#0"] and 0 < ranked[1].score < ranked[0].score < 1
+
+
+def test_a_fusion_model_trained_on_other_features_is_refused(tmp_path):
+    stale = tmp_path / "fusion_model.json"
+    stale.write_text(json.dumps({"features": ["something else"], "mean": [0], "scale": [1], "coef": [1], "intercept": 0}))
+    with pytest.raises(AssistantError, match="other features"):
+        load_fusion_model(stale)
+
+
+def test_learned_fusion_keeps_rare_tokens_filters_and_the_as_of_preference(archive):
+    learned = archive.model_copy(update={"fusion": "learned"})
+    retriever = NewsRetriever(learned, NewsStore(learned))
+    assert ids(retriever.retrieve("XJ-9000"))[0] == "code"
+    in_june = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 6, 12)))
+    assert in_june[0] == "new-gas" and "future" not in in_june
+    in_december = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 12, 2)))
+    assert in_december[0] == "future"
+    assert ids(retriever.retrieve("gas prices gallon", RetrievalFilters(sites=("b.com",)))) == ["new-gas"]
