@@ -215,6 +215,17 @@ def fuse_ranks(rankings: list[list[NodeWithScore]], weights: list[float], k: flo
     return fused
 
 
+def min_max(ranking: list[NodeWithScore]) -> dict[str, float]:
+    """Each chunk's score scaled to 0..1 within its list (1.0 for all when the scores are equal)."""
+    values = [n.score or 0.0 for n in ranking]
+    low, high = (min(values), max(values)) if values else (0.0, 0.0)
+    return {n.node.node_id: ((v - low) / (high - low) if high > low else 1.0) for n, v in zip(ranking, values)}
+
+
+def article_of(node: NodeWithScore) -> str:
+    return node.node.metadata.get("article_id") or node.node.ref_doc_id or node.node.node_id
+
+
 def fuse_scores(rankings: list[list[NodeWithScore]], weights: list[float]) -> list[NodeWithScore]:
     """Weighted sum of min-max normalized scores (llama-index's "relative_score" fusion): unlike
     rank fusion it keeps how far ahead a clear winner is. A chunk missing from a list gets 0 there."""
@@ -223,13 +234,10 @@ def fuse_scores(rankings: list[list[NodeWithScore]], weights: list[float]) -> li
     for ranking, weight in zip(rankings, weights):
         if weight <= 0 or not ranking:
             continue
-        values = [n.score or 0.0 for n in ranking]
-        low, high = min(values), max(values)
-        for node, value in zip(ranking, values):
-            key = node.node.node_id
-            normalized = (value - low) / (high - low) if high > low else 1.0
+        for node in ranking:
+            nodes.setdefault(node.node.node_id, node)
+        for key, normalized in min_max(ranking).items():
             scores[key] = scores.get(key, 0.0) + weight * normalized
-            nodes.setdefault(key, node)
     fused = [NodeWithScore(node=nodes[key].node, score=score) for key, score in scores.items()]
     fused.sort(key=lambda n: n.score, reverse=True)
     return fused
@@ -261,16 +269,11 @@ def candidate_features(
 ) -> tuple[list[NodeWithScore], np.ndarray]:
     """The union of both retrievers' candidates and one row of FUSION_FEATURES per candidate.
     Without an as-of date every age is 0 (no recency), as with the other fusions."""
-    def normalized(ranking):
-        values = [n.score or 0.0 for n in ranking]
-        low, high = (min(values), max(values)) if values else (0.0, 1.0)
-        return {n.node.node_id: ((v - low) / (high - low) if high > low else 1.0) for n, v in zip(ranking, values)}
-
-    vec_norm, kw_norm = normalized(vector), normalized(keyword)
+    vec_norm, kw_norm = min_max(vector), min_max(keyword)
     cosine = {n.node.node_id: n.score or 0.0 for n in vector}
     lowest_cosine = min(cosine.values(), default=0.0)
     nodes = list({n.node.node_id: n for n in [*vector, *keyword]}.values())
-    article = {n.node.node_id: n.node.metadata.get("article_id") or n.node.ref_doc_id or n.node.node_id for n in nodes}
+    article = {n.node.node_id: article_of(n) for n in nodes}
     best_vec: dict[str, float] = {}
     best_kw: dict[str, float] = {}
     count: dict[str, int] = {}
@@ -368,7 +371,7 @@ def diversify(
     for node in nodes:
         if limit is not None and len(kept) >= limit:
             break
-        article = node.node.metadata.get("article_id") or node.node.ref_doc_id or node.node.node_id
+        article = article_of(node)
         if max_per_article and per_article.get(article, 0) >= max_per_article:
             continue
         position = chunk_position(node.node.node_id)
