@@ -23,13 +23,14 @@ from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from .chunking import embedder_tokenizer, embedding_model
-from .context import SentenceSelector, content_words
+from .context import SentenceSelector
 from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
 from .llm import build_llm, count_tokens, next_token_logprobs
 from .retrieval import NewsRetriever, RetrievalFilters
 from .settings import REFUSAL, Settings, env_name
 from .store import NewsStore
+from .text import content_words
 
 SYSTEM_PROMPT = (
     "You answer questions about news articles using only the numbered sources below. "

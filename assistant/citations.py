@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .context import content_words, split_sentences
+from .context import split_sentences
 from .settings import REFUSAL
+from .text import content_words
 
 CITATION = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*(?:,|and)\s*(?:sources?\s*)?\d+)*)\]", re.IGNORECASE)
 REFUSAL_CORE = "do not cover this question"

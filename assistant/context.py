@@ -21,14 +21,8 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.utils import globals_helper
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    "a an and are as at be been by did do does for from had has have he her his how in is it its of on or "
-    "she that the their they this to was were what when where which who whom why will with would you "
-    "this week recently latest new according said about also then there these those any some more most other "
-    "such than too very can could should may might must into over under after before again so not no yes if "
-    "but our we us me my your i am just only tell know".split()
-)
+from .text import content_words
+
 
 
 # Abbreviations common in news that the English Punkt model does not list ("Gov. Ron DeSantis").
@@ -79,10 +73,6 @@ class Passage:
 
 def is_question(sentence: str) -> bool:
     return sentence.rstrip(" \"'”’)").endswith("?")
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
 def relative_scores(nodes: list[NodeWithScore]) -> list[float]:

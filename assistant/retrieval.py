@@ -25,10 +25,10 @@ from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from .chunking import chunk_id, chunk_position, embedding_model
-from .context import content_words
 from .errors import AssistantError
 from .settings import Settings
 from .store import NewsStore
+from .text import content_words, names, word_pairs, words
 
 EPOCH = dt.date(1970, 1, 1)
 FUSION_MODEL_FILE = Path(__file__).with_name("fusion_model.json")  # written by benchmarks.learned_fusion --save
@@ -260,6 +260,9 @@ FUSION_FEATURES = (
     "log(1 + article age in days at the question's date)",
     "share of the question's content words in the chunk",
     "share of the question's content words in the title",
+    "share of the question's word pairs that the chunk has as adjacent words",
+    "log(1 + capitalized words in the chunk that the question does not have)",
+    "log(1 + words in the chunk)",
 )
 UNDATED_AGE_DAYS = 365  # an undated article counts as a year old: neither preferred nor buried
 
@@ -285,6 +288,7 @@ def candidate_features(
     vec_rank = {a: r for r, a in enumerate(sorted(best_vec, key=best_vec.get, reverse=True))}
     kw_rank = {a: r for r, a in enumerate(sorted(best_kw, key=best_kw.get, reverse=True))}
     asked = content_words(question) or {""}
+    asked_pairs, asked_names = word_pairs(question), names(question)
     rows = []
     for n in nodes:
         i, a, meta = n.node.node_id, article[n.node.node_id], n.node.metadata
@@ -294,12 +298,15 @@ def candidate_features(
         else:
             age = UNDATED_AGE_DAYS if published < 0 else max(0, day_number(as_of) - published)
         position = chunk_position(i)
+        text = n.node.get_content()
         rows.append([
             vec_norm.get(i, 0.0), kw_norm.get(i, 0.0), cosine.get(i, lowest_cosine),
             float(i in vec_norm and i in kw_norm), best_vec[a], best_kw[a], 1 / (1 + vec_rank[a]),
             1 / (1 + kw_rank[a]), math.log1p(count[a]), math.log1p(position[1] if position else 0), math.log1p(age),
-            len(asked & content_words(n.node.get_content())) / len(asked),
+            len(asked & content_words(text)) / len(asked),
             len(asked & content_words(meta.get("title") or "")) / len(asked),
+            len(asked_pairs & word_pairs(text)) / max(1, len(asked_pairs)),
+            math.log1p(len(names(text) - asked_names)), math.log1p(len(words(text))),
         ])
     return nodes, np.array(rows, dtype=float).reshape(len(nodes), len(FUSION_FEATURES))
 
@@ -307,7 +314,10 @@ def candidate_features(
 @lru_cache(maxsize=4)
 def load_fusion_model(path: Path) -> dict:
     """The trained weights: per-feature mean and scale (standardization), coefficients, intercept."""
-    model = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        model = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AssistantError(f"cannot read the fusion model {path} ({exc}); reinstall, or use fusion=relative_score") from exc
     if tuple(model["features"]) != FUSION_FEATURES:
         raise AssistantError(f"{path} was trained on other features than this version computes; rerun benchmarks.learned_fusion --save")
     return {k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")} | {"intercept": float(model["intercept"])}
@@ -378,13 +388,13 @@ def diversify(
         if position and window and any((position[0], position[1] + d) in kept_positions
                                        for d in range(-window, window + 1)):
             continue
-        words = set(_WORDS.findall(node.node.get_content().lower()))
+        vocabulary = set(_WORDS.findall(node.node.get_content().lower()))
         if duplicate_jaccard < 1.0 and any(
-            len(words & other) / (len(words | other) or 1) >= duplicate_jaccard for other in kept_words
+            len(vocabulary & other) / (len(vocabulary | other) or 1) >= duplicate_jaccard for other in kept_words
         ):
             continue
         kept.append(node)
-        kept_words.append(words)
+        kept_words.append(vocabulary)
         if position:
             kept_positions.add(position)
         per_article[article] = per_article.get(article, 0) + 1

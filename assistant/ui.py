@@ -25,10 +25,10 @@ from typing import Iterator
 from .answer import Answer, NewsAssistant
 from .articles import SUPPORTED_SUFFIXES, ArticleLoader
 from .citations import CITATION, Citation, citation_numbers
-from .context import content_words
 from .errors import AssistantError
 from .retrieval import RetrievalFilters
 from .settings import Settings, env_name
+from .text import content_words
 
 EXAMPLES = [
     "What is Nissan's Fisker angle?",

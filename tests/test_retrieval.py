@@ -222,6 +222,11 @@ def test_learned_fusion_features_describe_each_candidate():
     assert b["log(1 + position in its article)"] == pytest.approx(math.log1p(3))
     share = "share of the question's content words in the chunk"  # of honda, battery, partner
     assert (a[share], b[share], c[share]) == pytest.approx((2 / 3, 0.0, 1.0))
+    pairs = "share of the question's word pairs that the chunk has as adjacent words"  # is honda, honda s, s battery, battery partner
+    assert (a[pairs], c[pairs]) == pytest.approx((0.0, 1 / 4))
+    new_names = "log(1 + capitalized words in the chunk that the question does not have)"
+    assert (a[new_names], b[new_names], c[new_names]) == pytest.approx((math.log1p(1), math.log1p(1), 0.0))  # LG; Toyota
+    assert a["log(1 + words in the chunk)"] == pytest.approx(math.log1p(7))
     undated_question = candidate_features("Who is Honda's battery partner?", None, vector, keyword)[1]
     assert (undated_question[:, FUSION_FEATURES.index("log(1 + article age in days at the question's date)")] == 0).all()
 
@@ -244,6 +249,11 @@ def test_a_fusion_model_trained_on_other_features_is_refused(tmp_path):
     stale.write_text(json.dumps({"features": ["something else"], "mean": [0], "scale": [1], "coef": [1], "intercept": 0}))
     with pytest.raises(AssistantError, match="other features"):
         load_fusion_model(stale)
+
+
+def test_a_missing_fusion_model_is_a_one_line_error(tmp_path):
+    with pytest.raises(AssistantError, match="cannot read the fusion model"):
+        load_fusion_model(tmp_path / "deleted.json")
 
 
 def test_learned_fusion_keeps_rare_tokens_filters_and_the_as_of_preference(archive):

@@ -1,0 +1,37 @@
+"""Word-level text helpers shared by the stages that compare a question with a passage
+(retrieval features, sentence selection, citation checks, refusal, the UI's highlights)."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"\b[A-Z][A-Za-z]+")  # a capitalized word: names, places, organisations (and sentence starts)
+_STOP = frozenset(
+    "a an and are as at be been by did do does for from had has have he her his how in is it its of on or "
+    "she that the their they this to was were what when where which who whom why will with would you "
+    "this week recently latest new according said about also then there these those any some more most other "
+    "such than too very can could should may might must into over under after before again so not no yes if "
+    "but our we us me my your i am just only tell know".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and numbers, in order."""
+    return _WORD.findall(text.lower())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in _STOP and len(w) > 1}
+
+
+def word_pairs(text: str) -> set[tuple[str, str]]:
+    """Adjacent word pairs, except those of two stop words ("of the"): phrases such as
+    ("prime", "minister") or ("gas", "prices") that a bag of words cannot see."""
+    seq = words(text)
+    return {(a, b) for a, b in zip(seq, seq[1:]) if not (a in _STOP and b in _STOP)}
+
+
+def names(text: str) -> set[str]:
+    """Capitalized words, lower-cased: the names a passage mentions (an answer is usually one)."""
+    return {w.lower() for w in _NAME.findall(text)}
