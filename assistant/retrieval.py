@@ -28,7 +28,7 @@ from .chunking import chunk_id, chunk_position, embedding_model
 from .errors import AssistantError
 from .settings import Settings
 from .store import NewsStore
-from .text import content_words, names, word_pairs, words
+from .text import content_of, content_words, names, word_pairs, words
 
 EPOCH = dt.date(1970, 1, 1)
 FUSION_MODEL_FILE = Path(__file__).with_name("fusion_model.json")  # written by benchmarks.learned_fusion --save
@@ -101,8 +101,11 @@ class NewsRetriever:
         s = self.settings
         found = self.candidates(question, filters, as_of)
         rankings, weights = [found.vector, found.keyword], [s.vector_weight, 1.0 - s.vector_weight]
-        if s.fusion == "learned":  # the model weighs the article's age itself
-            fused = fuse_learned(question, as_of, found.vector, found.keyword, load_fusion_model(FUSION_MODEL_FILE))
+        # The model was trained on both retrievers' candidates and weighs the article's age itself;
+        # one retriever alone (retrieval_mode vector or bm25) keeps its own scores and the fixed recency.
+        if s.fusion == "learned" and s.retrieval_mode == "hybrid":
+            dated = as_of if s.recency_half_life_days > 0 else None  # 0: no date preference, as with the fixed fusions
+            fused = fuse_learned(question, dated, found.vector, found.keyword, load_fusion_model(FUSION_MODEL_FILE))
         else:
             fused = fuse_ranks(rankings, weights, s.rrf_k) if s.fusion == "rrf" else fuse_scores(rankings, weights)
             if as_of is not None and s.recency_half_life_days > 0:
@@ -299,14 +302,16 @@ def candidate_features(
             age = UNDATED_AGE_DAYS if published < 0 else max(0, day_number(as_of) - published)
         position = chunk_position(i)
         text = n.node.get_content()
+        seq = words(text)  # split once: this runs for every candidate of every question
         rows.append([
             vec_norm.get(i, 0.0), kw_norm.get(i, 0.0), cosine.get(i, lowest_cosine),
             float(i in vec_norm and i in kw_norm), best_vec[a], best_kw[a], 1 / (1 + vec_rank[a]),
             1 / (1 + kw_rank[a]), math.log1p(count[a]), math.log1p(position[1] if position else 0), math.log1p(age),
-            len(asked & content_words(text)) / len(asked),
+            len(asked & content_of(seq)) / len(asked),
             len(asked & content_words(meta.get("title") or "")) / len(asked),
-            len(asked_pairs & word_pairs(text)) / max(1, len(asked_pairs)),
-            math.log1p(len(names(text) - asked_names)), math.log1p(len(words(text))),
+            # The question's pairs already leave out pairs of two stop words, so the chunk's need no filter.
+            len(asked_pairs & set(zip(seq, seq[1:]))) / max(1, len(asked_pairs)),
+            math.log1p(len(names(text) - asked_names)), math.log1p(len(seq)),
         ])
     return nodes, np.array(rows, dtype=float).reshape(len(nodes), len(FUSION_FEATURES))
 

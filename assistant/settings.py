@@ -50,11 +50,11 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = Field("hybrid", description="Which retrievers feed the fusion.")
     candidates: int = Field(50, description="Candidates each retriever returns before fusion.")
     fusion: Literal["relative_score", "rrf", "learned"] = Field(
-        "relative_score", description="Fuse min-max normalized scores (relative_score), ranks (rrf), or score "
-        "candidates with the model trained on development weeks (learned; see README).")
+        "learned", description="Score candidates with the model trained on development weeks (learned; see README), "
+        "or fuse min-max normalized scores (relative_score) or ranks (rrf) with a fixed recency discount.")
     vector_weight: float = Field(0.5, description="Weight of the vector results in fusion (BM25 gets the rest).")
     rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant (fusion=rrf).")
-    recency_half_life_days: float = Field(365.0, description="With an as-of date, a chunk's score halves per this many days of age; 0 = off.")
+    recency_half_life_days: float = Field(365.0, description="With an as-of date and a fixed fusion, a chunk's score halves per this many days of age; 0 = no preference for recent articles (with fusion=learned too: every article then counts as the same age).")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
     window_chunks: int = Field(0, description="Each retrieved chunk comes back with this many neighbouring chunks of its article on each side (1 ranks better; see README).")
     max_chunks_per_article: int = Field(2, description="At most this many results (chunk windows) of one article.")

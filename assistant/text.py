@@ -22,7 +22,12 @@ def words(text: str) -> list[str]:
 
 
 def content_words(text: str) -> set[str]:
-    return {w for w in words(text) if w not in _STOP and len(w) > 1}
+    return content_of(words(text))
+
+
+def content_of(seq: list[str]) -> set[str]:
+    """The content words of an already split text (split once, used several ways)."""
+    return {w for w in seq if w not in _STOP and len(w) > 1}
 
 
 def word_pairs(text: str) -> set[tuple[str, str]]:

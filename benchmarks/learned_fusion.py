@@ -5,7 +5,7 @@
 Per week, default settings, each question with its date (the per-week protocol of
 benchmarks.retrieval, reusing its indexes under .cache/indexes). Every candidate the two
 retrievers return (vector and BM25, before fusion) is described by a few cheap features
-(the two normalized scores the default fusion adds up, the cosine, how the chunk's article
+(the two normalized scores the fixed fusion adds up, the cosine, how the chunk's article
 does as a whole, the chunk's place in its article, the article's age, the share of the
 question's words in the chunk and in its title); a logistic regression learns from the
 other weeks which candidates hold the gold answer and ranks this week's candidates by it.
@@ -46,7 +46,7 @@ from .tune_retrieval import add_week_options, development_weeks
 class Question:
     week: str
     nodes: list[NodeWithScore]  # the union of both retrievers' candidates
-    default_scores: np.ndarray  # the production fusion's scores (relative_score + recency)
+    fixed_scores: np.ndarray  # the fixed fusion's scores (fusion=relative_score, with its recency)
     features: np.ndarray  # one row of FUSION_FEATURES per candidate
     labels: np.ndarray  # 1 where the chunk's text holds a gold answer
 
@@ -58,11 +58,11 @@ def collect(settings_by_week: dict[str, Settings], questions) -> list[Question]:
         for q in (q for q in questions if q.week == week):
             found = retriever.candidates(q.question, as_of=q.date)
             nodes, features = candidate_features(q.question, q.date, found.vector, found.keyword)
-            # The production order, computed by the production functions on the same candidates.
+            # The fixed fusion's order, computed by the functions it serves with, on the same candidates.
             fused = fuse_scores([found.vector, found.keyword], [week_settings.vector_weight, 1 - week_settings.vector_weight])
             apply_recency(fused, q.date, week_settings.recency_half_life_days)
-            default = {n.node.node_id: n.score for n in fused}
-            out.append(Question(week, nodes, np.array([default[n.node.node_id] for n in nodes]), features,
+            fixed = {n.node.node_id: n.score for n in fused}
+            out.append(Question(week, nodes, np.array([fixed[n.node.node_id] for n in nodes]), features,
                                 np.array([contains_answer(n.node.get_content(), q.answers) for n in nodes], dtype=int)))
         print(f"week {week}: {sum(q.week == week for q in out)} questions", file=sys.stderr, flush=True)
     return out
@@ -111,8 +111,8 @@ def main() -> int:
     questions = collect(dev.indexes, dev.questions)
 
     rows = {
-        "default fusion (min-max scores, vector weight 0.5, 365-day recency)": ranking_metrics(
-            questions, [q.default_scores for q in questions], settings),
+        "fixed fusion (`fusion=relative_score`: min-max scores, vector weight 0.5, 365-day recency)": ranking_metrics(
+            questions, [q.fixed_scores for q in questions], settings),
         "learned fusion, each week ranked by a model of the other weeks": ranking_metrics(
             questions, leave_one_week_out(questions), settings),
     }

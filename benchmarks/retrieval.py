@@ -1,7 +1,7 @@
 """Retrieval benchmark: this project's hybrid retrieval, its parts alone, and the plain
 llama-index default pipeline, on the same development weeks and questions, in one run.
 
-    python -m benchmarks.retrieval [--weeks 30] [--seed 2026] [--only per-week|archive]
+    python -m benchmarks.retrieval [--weeks 30] [--seed 2026] [--only per-week|archive] [--encoder-check]
 
 Per-week protocol: each week's questions (those with answer_article_ids) are asked
 against a fresh index of that week's articles (kept under .cache/indexes and
@@ -86,6 +86,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--only", choices=("per-week", "archive"), default=None,
                         help="measure one of the two protocols (each is its own BENCHMARKS.md section)")
+    parser.add_argument("--encoder-check", action="store_true",
+                        help="add a row with the fp32 encoder beside the int8 default (embeds every index again "
+                             "with it: about an hour per protocol on 2 cores)")
     args = parser.parse_args()
     quiet_libraries()
     questions, archive, weeks = make_sets(args.weeks, args.seed)
@@ -95,7 +98,10 @@ def main() -> int:
     # The ranking ablations use windows (better ranking) with the top 3 windows whole as context.
     chunks = base.model_copy(update={"context_mode": "chunks", "window_chunks": 1, "context_top_k": 3})
     command = "python -m benchmarks.retrieval" + (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (
-        f" --seed {args.seed}" if args.seed != 2026 else "") + (f" --only {args.only}" if args.only else "")
+        f" --seed {args.seed}" if args.seed != 2026 else "") + (f" --only {args.only}" if args.only else "") + (
+        " --encoder-check" if args.encoder_check else "")
+    fp32 = base.model_copy(update={"embed_backend": "torch"})
+    fixed = base.model_copy(update={"fusion": "relative_score"})
     about = (f"Machine: {machine()}  \n"
              f"Questions: the {n_questions} questions with `answer_article_ids` of {len(weeks)} RealTimeQA development "
              f"weeks chosen by seed {args.seed}: {', '.join(weeks)}. A hit is a retrieved chunk (with windows: the "
@@ -106,10 +112,14 @@ def main() -> int:
         per_week = [
             ("this project, default settings (context: selected sentences, 450-token budget)",
              run("hybrid", questions, RTQA_ARTICLES, True, base)),
-            ("the same with the fp32 encoder (`embed_backend=torch`; the default is int8 ONNX)",
-             run("hybrid-fp32", questions, RTQA_ARTICLES, True, base.model_copy(update={"embed_backend": "torch"}))),
+            *([("the same with the fp32 encoder (`embed_backend=torch`; the default is int8 ONNX)",
+                run("hybrid-fp32", questions, RTQA_ARTICLES, True, fp32))] if args.encoder_check else []),
+            ("the same with the fixed fusion (`fusion=relative_score`: min-max scores 0.5/0.5, 365-day recency)",
+             run("hybrid-fixed", questions, RTQA_ARTICLES, True, fixed)),
             ("this project with windows (`window_chunks=1`), context = top 3 windows whole",
              run("hybrid-chunks", questions, RTQA_ARTICLES, True, chunks)),
+            ("windows with the fixed fusion (`fusion=relative_score`), context = top 3 windows whole",
+             run("hybrid-chunks-fixed", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"fusion": "relative_score"}))),
             ("vector only (`retrieval_mode=vector`, windows, top 3 as context)",
              run("vector", questions, RTQA_ARTICLES, True, chunks.model_copy(update={"retrieval_mode": "vector"}))),
             ("BM25 only (`retrieval_mode=bm25`, windows, top 3 as context)",
@@ -127,14 +137,16 @@ def main() -> int:
             "",
             f"Command: `{command}` (all rows measured in the same run; `--only per-week` reruns just this table; "
             "a fresh index of each week's articles)  ",
-            about, "", *table(per_week), "", encoder_delta(per_week), "",
+            about, "", *table(per_week), "", *([encoder_delta(per_week), ""] if args.encoder_check else []),
         ]))
     if args.only in (None, "archive"):
         archive_rows = [
             ("this project, default settings, each question with its date",
              run("archive-hybrid", questions, archive, False, base)),
-            ("the same with the fp32 encoder (`embed_backend=torch`)",
-             run("archive-hybrid-fp32", questions, archive, False, base.model_copy(update={"embed_backend": "torch"}))),
+            *([("the same with the fp32 encoder (`embed_backend=torch`)",
+                run("archive-hybrid-fp32", questions, archive, False, fp32))] if args.encoder_check else []),
+            ("the same with the fixed fusion (`fusion=relative_score`: min-max scores 0.5/0.5, 365-day recency)",
+             run("archive-fixed", questions, archive, False, fixed)),
             ("this project with windows, context = top 3 windows whole",
              run("archive-chunks", questions, archive, False, chunks)),
             ("this project with windows, without dates (`recency_half_life_days=0`, no as-of exclusion)",
@@ -149,7 +161,7 @@ def main() -> int:
             f"Index: all articles of the {len(weeks)} weeks below in one store, "
             f"{weeks[0][:4]}-{weeks[0][4:6]} to {weeks[-1][:4]}-{weeks[-1][4:6]}; every question is asked with its own "
             "date (as-of: later articles excluded, older ones discounted).  ",
-            about, "", *table(archive_rows), "", encoder_delta(archive_rows), "",
+            about, "", *table(archive_rows), "", *([encoder_delta(archive_rows), ""] if args.encoder_check else []),
         ]))
     return 0
 

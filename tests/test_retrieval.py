@@ -31,7 +31,7 @@ def node(node_id: str, article: str = "a", text: str = "", published: str | None
 
 def test_defaults_are_the_documented_ones():
     s = Settings()
-    assert s.retrieval_mode == "hybrid" and s.fusion == "relative_score" and s.candidates == 50
+    assert s.retrieval_mode == "hybrid" and s.fusion == "learned" and s.candidates == 50
     assert s.vector_weight == 0.5 and s.rrf_k == 60.0 and s.window_chunks == 0
     assert s.max_chunks_per_article == 2 and s.duplicate_jaccard == 0.8
     assert s.recency_half_life_days > 0 and s.context_top_k >= 3
@@ -256,12 +256,26 @@ def test_a_missing_fusion_model_is_a_one_line_error(tmp_path):
         load_fusion_model(tmp_path / "deleted.json")
 
 
-def test_learned_fusion_keeps_rare_tokens_filters_and_the_as_of_preference(archive):
-    learned = archive.model_copy(update={"fusion": "learned"})
-    retriever = NewsRetriever(learned, NewsStore(learned))
+@pytest.mark.parametrize("fusion", ["relative_score", "rrf"])
+def test_fixed_fusions_keep_rare_tokens_filters_and_the_as_of_preference(archive, fusion):
+    # The tests above run the default (learned) fusion; the fixed ones must do the same.
+    fixed = archive.model_copy(update={"fusion": fusion})
+    retriever = NewsRetriever(fixed, NewsStore(fixed))
     assert ids(retriever.retrieve("XJ-9000"))[0] == "code"
     in_june = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 6, 12)))
     assert in_june[0] == "new-gas" and "future" not in in_june
     in_december = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 12, 2)))
     assert in_december[0] == "future"
     assert ids(retriever.retrieve("gas prices gallon", RetrievalFilters(sites=("b.com",)))) == ["new-gas"]
+
+
+def test_a_zero_half_life_turns_the_learned_fusions_date_preference_off(archive):
+    question, june = "What happened to gas prices this week?", dt.date(2023, 6, 12)
+    dated = NewsRetriever(archive, NewsStore(archive)).retrieve(question, as_of=june)
+    undated = archive.model_copy(update={"recency_half_life_days": 0.0})
+    flat = NewsRetriever(undated, NewsStore(undated)).retrieve(question, as_of=june)
+    assert "future" not in ids(flat)  # the as-of date still hides later articles...
+    scores = {n.node.metadata["article_id"]: n.score for n in flat.nodes}
+    dated_scores = {n.node.metadata["article_id"]: n.score for n in dated.nodes}
+    # ...but the January article is no longer discounted for its age against the June one.
+    assert scores["old-gas"] / scores["new-gas"] > dated_scores["old-gas"] / dated_scores["new-gas"]
