@@ -2,8 +2,10 @@
 
 Hybrid search: the vector retriever over Chroma and BM25 over the same chunks
 each return candidates (date and site filters applied inside Chroma and as a
-mask in BM25); their scores are fused, an as-of date makes recent articles
-count more, and a diversity pass keeps near-identical passages and too many
+mask in BM25, an as-of date hides later articles); a trained model scores each
+candidate from cheap features, the article's age at the as-of date among them
+(fusion=learned; the fixed fusions add normalized scores or ranks and discount
+older articles), and a diversity pass keeps near-identical passages and too many
 chunks of one article out of the top results. Chunks are sized for the
 embedder (256 tokens), which is short for reading: each result comes back as a
 window of the chunk and its neighbours in the article ("small to big").

@@ -269,6 +269,16 @@ def test_fixed_fusions_keep_rare_tokens_filters_and_the_as_of_preference(archive
     assert ids(retriever.retrieve("gas prices gallon", RetrievalFilters(sites=("b.com",)))) == ["new-gas"]
 
 
+def test_one_retriever_alone_keeps_its_own_scores_under_the_learned_default(archive):
+    # The model was trained on both retrievers' candidates; vector-only ranks by min-max cosine
+    # (weighted 0.5 like the fixed fusion), so its best chunk scores exactly 0.5, not a probability.
+    vector_only = archive.model_copy(update={"retrieval_mode": "vector"})
+    ranked = NewsRetriever(vector_only, NewsStore(vector_only)).retrieve("gas prices gallon")
+    assert ranked.nodes[0].score == pytest.approx(0.5)
+    hybrid = NewsRetriever(archive, NewsStore(archive)).retrieve("gas prices gallon")
+    assert hybrid.nodes[0].score != pytest.approx(0.5)  # the learned fusion's probability
+
+
 def test_a_zero_half_life_turns_the_learned_fusions_date_preference_off(archive):
     question, june = "What happened to gas prices this week?", dt.date(2023, 6, 12)
     dated = NewsRetriever(archive, NewsStore(archive)).retrieve(question, as_of=june)
