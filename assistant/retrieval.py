@@ -102,16 +102,7 @@ class NewsRetriever:
         """``as_of`` is the day the question is asked: later articles do not exist yet, recent ones count more."""
         s = self.settings
         found = self.candidates(question, filters, as_of)
-        rankings, weights = [found.vector, found.keyword], [s.vector_weight, 1.0 - s.vector_weight]
-        # The model was trained on both retrievers' candidates and weighs the article's age itself;
-        # one retriever alone (retrieval_mode vector or bm25) keeps its own scores and the fixed recency.
-        if s.fusion == "learned" and s.retrieval_mode == "hybrid":
-            dated = as_of if s.recency_half_life_days > 0 else None  # 0: no date preference, as with the fixed fusions
-            fused = fuse_learned(question, dated, found.vector, found.keyword, load_fusion_model(FUSION_MODEL_FILE))
-        else:
-            fused = fuse_ranks(rankings, weights, s.rrf_k) if s.fusion == "rrf" else fuse_scores(rankings, weights)
-            if as_of is not None and s.recency_half_life_days > 0:
-                apply_recency(fused, as_of, s.recency_half_life_days)
+        fused = fuse_candidates(s, question, found, as_of)
         best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
         if s.window_chunks > 0:
             best = self._windows(best)
@@ -217,6 +208,21 @@ def fuse_ranks(rankings: list[list[NodeWithScore]], weights: list[float], k: flo
             nodes.setdefault(key, node)
     fused = [NodeWithScore(node=nodes[key].node, score=score) for key, score in scores.items()]
     fused.sort(key=lambda n: n.score, reverse=True)
+    return fused
+
+
+def fuse_candidates(settings: Settings, question: str, found: Candidates, as_of: dt.date | None) -> list[NodeWithScore]:
+    """Both retrievers' candidates in one scored order, by the settings' fusion (before the diversity pass)."""
+    s = settings
+    # The model was trained on both retrievers' candidates and weighs the article's age itself;
+    # one retriever alone (retrieval_mode vector or bm25) keeps its own scores and the fixed recency.
+    if s.fusion == "learned" and s.retrieval_mode == "hybrid":
+        dated = as_of if s.recency_half_life_days > 0 else None  # 0: no date preference, as with the fixed fusions
+        return fuse_learned(question, dated, found.vector, found.keyword, load_fusion_model(FUSION_MODEL_FILE))
+    rankings, weights = [found.vector, found.keyword], [s.vector_weight, 1.0 - s.vector_weight]
+    fused = fuse_ranks(rankings, weights, s.rrf_k) if s.fusion == "rrf" else fuse_scores(rankings, weights)
+    if as_of is not None and s.recency_half_life_days > 0:
+        apply_recency(fused, as_of, s.recency_half_life_days)
     return fused
 
 

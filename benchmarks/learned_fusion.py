@@ -32,8 +32,8 @@ from sklearn.preprocessing import StandardScaler
 from assistant.cli import quiet_libraries
 from assistant.evaluation.scoring import contains_answer
 from assistant.retrieval import (
-    FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, apply_recency, candidate_features, diversify, fuse_scores,
-    fusion_logits, load_fusion_model,
+    FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, candidate_features, diversify, fuse_candidates, fusion_logits,
+    load_fusion_model,
 )
 from assistant.settings import Settings
 from assistant.store import NewsStore
@@ -55,13 +55,12 @@ def collect(settings_by_week: dict[str, Settings], questions) -> list[Question]:
     out = []
     for week, week_settings in settings_by_week.items():
         retriever = NewsRetriever(week_settings, NewsStore(week_settings))
+        fixed_settings = week_settings.model_copy(update={"fusion": "relative_score"})
         for q in (q for q in questions if q.week == week):
             found = retriever.candidates(q.question, as_of=q.date)
             nodes, features = candidate_features(q.question, q.date, found.vector, found.keyword)
-            # The fixed fusion's order, computed by the functions it serves with, on the same candidates.
-            fused = fuse_scores([found.vector, found.keyword], [week_settings.vector_weight, 1 - week_settings.vector_weight])
-            apply_recency(fused, q.date, week_settings.recency_half_life_days)
-            fixed = {n.node.node_id: n.score for n in fused}
+            # The fixed fusion's order, computed by the function retrieval serves with, on the same candidates.
+            fixed = {n.node.node_id: n.score for n in fuse_candidates(fixed_settings, q.question, found, q.date)}
             out.append(Question(week, nodes, np.array([fixed[n.node.node_id] for n in nodes]), features,
                                 np.array([contains_answer(n.node.get_content(), q.answers) for n in nodes], dtype=int)))
         print(f"week {week}: {sum(q.week == week for q in out)} questions", file=sys.stderr, flush=True)
