@@ -84,8 +84,13 @@ class Retrieval:
     quote: tuple[int, str] | None = None  # (source number, its sentence that best matches the question)
 
     @property
+    def chunk_article_ids(self) -> list[str]:
+        """The article of each ranked chunk, in rank order."""
+        return [n.node.metadata.get("article_id", n.node.ref_doc_id) for n in self.ranked]
+
+    @property
     def retrieved_ids(self) -> list[str]:
-        return list(dict.fromkeys(n.node.metadata.get("article_id", n.node.ref_doc_id) for n in self.ranked))
+        return list(dict.fromkeys(self.chunk_article_ids))
 
     @property
     def context(self) -> str:

@@ -15,7 +15,9 @@ from assistant.answer import NewsAssistant
 from assistant.errors import AssistantError
 from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import EvalOptions, run_evaluation
-from assistant.evaluation.scoring import compute_metrics, contains_answer, fold, pick_choice, token_f1
+from assistant.evaluation.scoring import (
+    compute_metrics, contains_answer, first_article_rank, first_hit_rank, fold, pick_choice, token_f1,
+)
 
 from .conftest import REPO, ByPromptLLM as ByQuestionLLM, make_settings
 from .test_cli import run_cli
@@ -84,6 +86,18 @@ def test_metrics_on_a_hand_made_set():
     assert m["latency_p50_s"] == pytest.approx(3.0)  # of 2, 4, 6, 8, 0.1, 0.1
     assert m["tokens_per_s"] == pytest.approx(50 / (0.8 + 2.6 + 0 + 0.4), abs=0.01)  # after the first token
     assert m["first_token_p50_s"] == pytest.approx(0.4)
+
+
+def test_article_rank_counts_the_story_not_the_wording():
+    # The right article ranked first but worded differently: no string hit, an article hit at rank 1.
+    chunks = ["Buckingham Palace said the King will be crowned on May 6, 2023.", "The date is 6 May 2023, a blog said."]
+    assert first_hit_rank(chunks, ["6 May 2023"]) == 2
+    assert first_article_rank(["palace-story", "blog"], ["palace-story"]) == 1
+    assert first_article_rank(["blog", "other"], ["palace-story"]) is None
+    records = [_record(id="1", hit_rank=2, article_rank=1), _record(id="2", hit_rank=1, article_rank=None),
+               _record(id="3", hit_rank=None, article_rank=6)]
+    assert compute_metrics(records)["article_hit@5"] == pytest.approx(1 / 3, abs=1e-4)
+    assert compute_metrics([_record(id="1", hit_rank=1)])["article_hit@5"] is None  # results written before the key
 
 
 def test_metrics_are_null_where_the_data_cannot_give_them():

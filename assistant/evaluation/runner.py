@@ -31,7 +31,9 @@ from ..errors import AssistantError
 from ..settings import Settings
 from ..store import NewsStore
 from .questions import Question, load_questions
-from .scoring import METRIC_KEYS, compute_metrics, contains_answer, first_hit_rank, pick_choice, token_f1
+from .scoring import (
+    METRIC_KEYS, compute_metrics, contains_answer, first_article_rank, first_hit_rank, pick_choice, token_f1,
+)
 
 RESULTS = "results.jsonl"
 COMPLETE_MARK = ".complete"
@@ -200,6 +202,8 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
         chunk_texts = [n.node.get_content() for n in retrieval.ranked]
         record["retrieved"] = retrieval.retrieved_ids
         record["hit_rank"] = first_hit_rank(chunk_texts[:10], q.answers) if q.answers else None
+        record["article_rank"] = (first_article_rank(retrieval.chunk_article_ids[:10], q.answer_article_ids)
+                                  if q.answer_article_ids else None)
         record["context_hit"] = contains_answer(retrieval.context, q.answers) if q.answers else None
         record["context_tokens"] = len(tokenizer.tokenize(retrieval.context)) if retrieval.context else 0
         record["timings"] = {"retrieve_s": retrieval.retrieve_s, "rank_s": getattr(retrieval, "rank_s", retrieval.retrieve_s),

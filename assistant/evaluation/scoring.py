@@ -17,7 +17,7 @@ _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 METRIC_KEYS = (
-    "n", "n_answerable", "n_unanswerable", "hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens",
+    "n", "n_answerable", "n_unanswerable", "hit@1", "hit@5", "hit@10", "mrr@10", "article_hit@5", "context_hit", "context_tokens",
     "answer_accuracy", "answer_f1", "mc_accuracy", "citation_support", "refusal_unanswerable",
     "refusal_answerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s", "tokens_per_s",
     "retrieval_p50_s", "retrieval_p95_s",
@@ -69,6 +69,14 @@ def first_hit_rank(chunk_texts: list[str], answers: list[str]) -> int | None:
     return None
 
 
+def first_article_rank(chunk_article_ids: list[str], answer_article_ids: list[str]) -> int | None:
+    """Rank of the first chunk that comes from one of the question's answer articles. Unlike hit_rank it
+    does not depend on how the answer is worded (a chunk saying "May 6, 2023" for gold "6 May 2023" is no
+    hit), nor credit a chunk where the answer's word only happens to occur (gold "FALSE")."""
+    gold = set(answer_article_ids)
+    return next((rank for rank, article in enumerate(chunk_article_ids, start=1) if article in gold), None)
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
@@ -101,6 +109,9 @@ def compute_metrics(records: list[dict]) -> dict:
     for k in HIT_KS:
         metrics[f"hit@{k}"] = _mean([1.0 if r["hit_rank"] and r["hit_rank"] <= k else 0.0 for r in scored])
     metrics["mrr@10"] = _mean([1.0 / r["hit_rank"] if r["hit_rank"] and r["hit_rank"] <= 10 else 0.0 for r in scored])
+    with_article_rank = [r for r in scored if "article_rank" in r]  # results from before the key have none
+    metrics["article_hit@5"] = _mean([1.0 if r["article_rank"] and r["article_rank"] <= 5 else 0.0
+                                      for r in with_article_rank])
     metrics["context_hit"] = _mean([1.0 if r["context_hit"] else 0.0 for r in scored])
     metrics["context_tokens"] = _mean([float(r["context_tokens"]) for r in ok if r.get("context_tokens") is not None])
     metrics["answer_accuracy"] = _mean([1.0 if r["correct"] else 0.0 for r in gold_answered])
