@@ -141,7 +141,9 @@ class NewsAssistant:
         self.selector = SentenceSelector(embed, embedder_tokenizer(embed), settings.context_budget_tokens,
                                          neighbours=settings.context_neighbours,
                                          keyword_weight=settings.context_keyword_weight,
-                                         retrieval_weight=settings.context_retrieval_weight)
+                                         retrieval_weight=settings.context_retrieval_weight,
+                                         cosine_weight=settings.context_cosine_weight,
+                                         embedded_sentences=settings.context_embedded_sentences)
         self.checker = CitationChecker(embed, settings.citation_min_support)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.

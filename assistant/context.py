@@ -86,13 +86,26 @@ def relative_scores(nodes: list[NodeWithScore]) -> list[float]:
 
 class SentenceSelector:
     def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
-                 keyword_weight: float = 0.3, retrieval_weight: float = 0.5):
+                 keyword_weight: float = 0.3, retrieval_weight: float = 0.5, cosine_weight: float = 1.0,
+                 embedded_sentences: int = 0):
         self.embed_model = embed_model
         self.tokenizer = tokenizer
         self.budget = budget_tokens
         self.neighbours = neighbours
         self.keyword_weight = keyword_weight
         self.retrieval_weight = retrieval_weight
+        self.cosine_weight = cosine_weight
+        self.embedded_sentences = embedded_sentences
+
+    def _cosines(self, question: str, sentences: list[str]) -> np.ndarray:
+        """Each sentence's cosine similarity to the question; zeros without computing them when their
+        weight is 0 (embedding some 100 sentences is most of the selection's time)."""
+        if not self.cosine_weight:
+            return np.zeros(len(sentences))
+        question_vec = np.asarray(self.embed_model.get_query_embedding(question))
+        sentence_vecs = np.asarray(self.embed_model._model.encode(
+            sentences, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+        return sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
 
     def select(self, question: str, nodes: list[NodeWithScore]) -> list[Passage]:
         """Passages (one per chunk that contributes a sentence), best chunk first."""
@@ -104,17 +117,20 @@ class SentenceSelector:
             units.extend((c, i, s) for i, s in enumerate(sentences))
         if not units:
             return []
-        question_vec = np.asarray(self.embed_model.get_query_embedding(question))
-        sentence_vecs = np.asarray(self.embed_model._model.encode(
-            [s for _, _, s in units], batch_size=64, normalize_embeddings=True, show_progress_bar=False))
-        cosine = sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
         asked = content_words(question)
         retrieval = relative_scores(nodes)
-        scores = []
-        for (c, _, sentence), cos in zip(units, cosine):
-            overlap = len(asked & content_words(sentence)) / (len(asked) or 1)
-            scores.append(float(cos) + self.keyword_weight * overlap + self.retrieval_weight * retrieval[c])
+        scores = [self.keyword_weight * len(asked & content_words(sentence)) / (len(asked) or 1)
+                  + self.retrieval_weight * retrieval[c] for c, _, sentence in units]
+        # Embedding the sentences is most of the selection's time, and a sentence that neither shares the
+        # question's words nor sits in a well-ranked chunk seldom wins: only the best few by those two
+        # compete with their similarity added; the rest follow them in that order (they fill a budget
+        # the others leave, and may come in as neighbours of the best).
         order = sorted(range(len(units)), key=lambda k: scores[k], reverse=True)
+        cut = self.embedded_sentences or len(order)
+        embedded, rest = order[:cut], order[cut:]
+        for k, cos in zip(embedded, self._cosines(question, [units[k][2] for k in embedded])):
+            scores[k] += self.cosine_weight * float(cos)
+        order = sorted(embedded, key=lambda k: scores[k], reverse=True) + rest
 
         chosen: set[tuple[int, int]] = set()
         used = 0

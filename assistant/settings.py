@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     context_keyword_weight: float = Field(0.3, description="sentences mode: weight of the share of the question's content words a sentence holds.")
     context_retrieval_weight: float = Field(
         0.5, description="sentences mode: weight of the sentence's chunk's retrieval score (relative to the best chunk's).")
+    context_cosine_weight: float = Field(
+        1.0, description="sentences mode: weight of the sentence's embedding similarity to the question; 0 skips "
+        "embedding the sentences (most of the selection's time).")
+    context_embedded_sentences: int = Field(
+        40, ge=0, description="sentences mode: only this many sentences, the best by question words and retrieval score, "
+        "are embedded and compete for the budget (0 = all); fewer is faster.")
     context_neighbours: int = Field(1, description="sentences mode: sentences on each side of the best one kept with it.")
     context_top_k: int = Field(4, description="chunks mode: results given to the model as numbered sources.")
     min_relevance: float = Field(0.44, description="Below this relevance the question counts as not covered and is refused without asking the model.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +91,13 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> 
                 "hit_rank": first_hit_rank(texts[:10], q.answers),
                 "context_hit": contains_answer(retrieval.context, q.answers),
                 "context_tokens": len(tokenizer.tokenize(retrieval.context)),
-                "timings": {"retrieve_s": retrieval.retrieve_s},
+                "timings": {"retrieve_s": retrieval.retrieve_s, "select_s": retrieval.select_s},
             })
     metrics = compute_metrics(records)
-    return {k: metrics[k] for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")}
+    out = {k: metrics[k] for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")}
+    # Sentence selection's time per question (choosing what the model reads), which some settings trade for context_hit.
+    out["select_p50_s"] = round(statistics.median(r["timings"]["select_s"] for r in records), 3) if records else None
+    return out
 
 
 def parse_value(text: str):

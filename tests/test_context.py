@@ -67,3 +67,39 @@ def test_sentences_do_not_end_at_abbreviations():
     assert split_sentences(text) == [
         "Nichelle Nichols played Lt. Nyota Uhura.", "Gov. Ron DeSantis spoke in St. Louis on Jan. 5 at 3 p.m.",
         "The Spurs had the No. 1 pick.", "He left the U.S.", "He came back."]
+
+
+def test_zero_cosine_weight_selects_without_embedding_sentences():
+    class NoEmbedding:  # any call to the embedder fails the test
+        def __getattr__(self, name):
+            raise AssertionError(f"the selector used the embedder ({name})")
+
+    tokenizer = embedding_model(Settings())._model.tokenizer
+    lexical = SentenceSelector(NoEmbedding(), tokenizer, budget_tokens=200, neighbours=0, cosine_weight=0.0)
+    [passage] = lexical.select(QUESTION, [NodeWithScore(node=TextNode(text=f"{ECHOING} {ANSWERING}", id_="x"), score=0.9)])
+    # Scored by the question's words alone, the echo (which shares most of them) comes first.
+    assert passage.text == f"{ECHOING} {ANSWERING}" and passage.best_sentence == ECHOING
+
+
+def test_only_the_best_sentences_by_words_and_rank_are_embedded():
+    embed = embedding_model(Settings())
+    seen: list[list[str]] = []
+    encode = embed._model.encode
+
+    def recording_encode(sentences, **kw):
+        seen.append(list(sentences))
+        return encode(sentences, **kw)
+
+    embed._model.encode = recording_encode
+    try:
+        unrelated = "The weather stayed mild in the north. Markets closed higher on Friday."
+        ranked = [NodeWithScore(node=TextNode(text=ANSWERING, id_="a"), score=0.9),
+                  NodeWithScore(node=TextNode(text=unrelated, id_="u"), score=0.2)]
+        selector = SentenceSelector(embed, embed._model.tokenizer, budget_tokens=200, neighbours=0, embedded_sentences=1)
+        [first, second] = selector.select(QUESTION, ranked)
+    finally:
+        embed._model.encode = encode
+    # The question itself and one sentence: the top chunk's, which shares the question's words.
+    assert sorted(seen) == sorted([[QUESTION], [ANSWERING]])
+    assert first.text == ANSWERING and first.best_sentence == ANSWERING
+    assert second.text == unrelated  # the others still fill the budget
