@@ -184,7 +184,8 @@ class NewsAssistant:
         sources: list[Citation] = []
         quote = None
         if covered and self.settings.context_mode == "sentences":
-            passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates])
+            passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates],
+                                            ranked.question_embedding)
             sources = [_citation(i, p.node, p.text) for i, p in enumerate(passages, start=1)]
             quote = next(((i, p.best_sentence) for i, p in enumerate(passages, start=1) if p.best_sentence), None)
         elif covered:

@@ -97,18 +97,21 @@ class SentenceSelector:
         self.cosine_weight = cosine_weight
         self.embedded_sentences = embedded_sentences
 
-    def _cosines(self, question: str, sentences: list[str]) -> np.ndarray:
+    def _cosines(self, question: str, sentences: list[str], question_embedding=None) -> np.ndarray:
         """Each sentence's cosine similarity to the question; zeros without computing them when their
         weight is 0 (embedding some 100 sentences is most of the selection's time)."""
         if not self.cosine_weight:
             return np.zeros(len(sentences))
-        question_vec = np.asarray(self.embed_model.get_query_embedding(question))
+        if question_embedding is None:
+            question_embedding = self.embed_model.get_query_embedding(question)
+        question_vec = np.asarray(question_embedding)
         sentence_vecs = np.asarray(self.embed_model._model.encode(
             sentences, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
         return sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
 
-    def select(self, question: str, nodes: list[NodeWithScore]) -> list[Passage]:
-        """Passages (one per chunk that contributes a sentence), best chunk first."""
+    def select(self, question: str, nodes: list[NodeWithScore], question_embedding=None) -> list[Passage]:
+        """Passages (one per chunk that contributes a sentence), best chunk first. ``question_embedding``
+        is the retrieval's, when it has one (else the question is embedded here)."""
         units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
         per_chunk: list[list[str]] = []
         for c, node in enumerate(nodes):
@@ -128,7 +131,7 @@ class SentenceSelector:
         order = sorted(range(len(units)), key=lambda k: scores[k], reverse=True)
         cut = self.embedded_sentences or len(order)
         embedded, rest = order[:cut], order[cut:]
-        for k, cos in zip(embedded, self._cosines(question, [units[k][2] for k in embedded])):
+        for k, cos in zip(embedded, self._cosines(question, [units[k][2] for k in embedded], question_embedding)):
             scores[k] += self.cosine_weight * float(cos)
         order = sorted(embedded, key=lambda k: scores[k], reverse=True) + rest
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from llama_index.core import VectorStoreIndex
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from .chunking import chunk_id, chunk_position, embedding_model
@@ -82,19 +82,22 @@ class Candidates:
     vector: list[NodeWithScore]  # nearest chunks, best first; score = cosine similarity
     keyword: list[NodeWithScore]  # BM25 matches, best first; score = BM25 score
     best_similarity: float  # highest cosine among the vector candidates (relevance gate)
+    question_embedding: list[float] | None = None  # computed once per question (None when no vector search ran)
 
 
 @dataclass
 class RankedChunks:
     nodes: list[NodeWithScore]  # best first; score = fused score
     best_similarity: float  # highest cosine similarity among the vector candidates (relevance gate)
+    question_embedding: list[float] | None = None  # for the sentence selection, which compares sentences with it
 
 
 class NewsRetriever:
     def __init__(self, settings: Settings, store: NewsStore):
         self.settings = settings
         self.store = store
-        self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embedding_model(settings))
+        self.embed_model = embedding_model(settings)
+        self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
 
     def retrieve(
         self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
@@ -106,7 +109,7 @@ class NewsRetriever:
         best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
         if s.window_chunks > 0:
             best = self._windows(best)
-        return RankedChunks(best, found.best_similarity)
+        return RankedChunks(best, found.best_similarity, found.question_embedding)
 
     def candidates(
         self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
@@ -119,14 +122,16 @@ class NewsRetriever:
             limit = as_of + dt.timedelta(days=s.as_of_grace_days)
             filters = replace(filters, until=min(filters.until, limit) if filters.until else limit)
 
-        vector_nodes = []
+        vector_nodes, embedding = [], None
         if s.retrieval_mode in ("hybrid", "vector"):
-            vector_nodes = self._vector_search(question, filters, asked_filters)
+            # Embedded once here: llama-index's retriever would embed it again for each search.
+            embedding = self.embed_model.get_query_embedding(question)
+            vector_nodes = self._vector_search(QueryBundle(question, embedding=embedding), filters, asked_filters)
         best_similarity = max((n.score or 0.0 for n in vector_nodes), default=0.0)
         keyword_nodes = self._keyword_search(question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
         if s.retrieval_mode == "bm25" and keyword_nodes:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
-        return Candidates(vector_nodes, keyword_nodes, best_similarity)
+        return Candidates(vector_nodes, keyword_nodes, best_similarity, embedding)
 
     def _windows(self, centers: list[NodeWithScore]) -> list[NodeWithScore]:
         """Each chunk with up to ``window_chunks`` neighbours on each side, read in one Chroma
@@ -158,7 +163,7 @@ class NewsRetriever:
         return out
 
     def _vector_search(
-        self, question: str, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None
+        self, question: QueryBundle, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None
     ) -> list[NodeWithScore]:
         """Nearest chunks under ``filters``. When the only filter is the as-of limit (the usual
         case: asked today, nothing is excluded), search unfiltered with some headroom and drop
@@ -174,7 +179,9 @@ class NewsRetriever:
                 return kept[:k]
         return self._nearest(question, k, filters.to_metadata_filters())
 
-    def _nearest(self, question: str, k: int, metadata_filters: MetadataFilters | None) -> list[NodeWithScore]:
+    def _nearest(
+        self, question: QueryBundle | str, k: int, metadata_filters: MetadataFilters | None
+    ) -> list[NodeWithScore]:
         nodes = self.index.as_retriever(similarity_top_k=k, filters=metadata_filters).retrieve(question)
         for node in nodes:
             # llama-index's Chroma store reports exp(-distance); with the cosine

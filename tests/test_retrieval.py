@@ -289,3 +289,25 @@ def test_a_zero_half_life_turns_the_learned_fusions_date_preference_off(archive)
     dated_scores = {n.node.metadata["article_id"]: n.score for n in dated.nodes}
     # ...but the January article is no longer discounted for its age against the June one.
     assert scores["old-gas"] / scores["new-gas"] > dated_scores["old-gas"] / dated_scores["new-gas"]
+
+
+def test_the_question_is_embedded_once_for_search_fallback_and_sentence_selection(tmp_path, monkeypatch):
+    from assistant.answer import NewsAssistant
+
+    # The as-of fallback case above: an unfiltered and a filtered vector search, then sentence selection.
+    settings = make_settings(tmp_path / "index", candidates=2, min_relevance=0.0)  # no gate: selection runs
+    store = NewsStore(settings, create=True)
+    later = [make_article(article_id=f"later-{i}", title="Gas prices", published=f"2024-0{1 + i % 9}-15",
+                          text=f"Gas prices rose to $3.{i}0 a gallon this week, the motor club said.") for i in range(9)]
+    early = make_article(article_id="early", title="Fuel costs", published="2020-05-01",
+                         text="Pump prices for gasoline eased slightly, drivers reported.")
+    store.ingest(later + [early], show_progress=False)
+    assistant = NewsAssistant(settings, store)
+    embedded: list[str] = []
+    embed_class = type(assistant.retriever.embed_model)
+    original = embed_class._get_query_embedding
+    monkeypatch.setattr(embed_class, "_get_query_embedding",
+                        lambda self, query: embedded.append(query) or original(self, query))
+    retrieval = assistant.retrieve("What happened to gas prices?", as_of=dt.date(2020, 6, 1))
+    assert retrieval.retrieved_ids == ["early"] and retrieval.sources
+    assert embedded == ["What happened to gas prices?"]
