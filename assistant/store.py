@@ -110,8 +110,9 @@ class KeywordIndex:
     """BM25 over the same chunks as Chroma (llama-index's BM25Retriever on bm25s), persisted
     beside the index and rebuilt from Chroma whenever the chunk count it was built for changed.
 
-    Also keeps per-chunk publication days and sites as arrays, so date and site
-    filters become one vectorized weight mask instead of a Python loop per query.
+    Also keeps per-chunk ids, publication days and sites as arrays, so date and site
+    filters become one vectorized mask instead of a Python loop per query, and the
+    vector search can be handed the ids a filter keeps (see ``ids_where``).
     """
 
     def __init__(self, retriever, chunk_count: int):
@@ -122,6 +123,7 @@ class KeywordIndex:
         corpus = retriever.corpus
         self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
         self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
+        self.node_ids = np.array([c["node_id"] for c in corpus], dtype=object)
 
     @classmethod
     def build(cls, nodes, chunk_count: int, folder: Path | None):
@@ -153,6 +155,10 @@ class KeywordIndex:
             return None
         chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
         return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count)
+
+    def ids_where(self, mask) -> list[str]:
+        """The chunk ids a 0/1 mask (as from ``RetrievalFilters.keyword_mask``) keeps."""
+        return self.node_ids[mask.astype(bool)].tolist()
 
     def search(self, question: str, top_k: int, mask=None):
         """Best chunks for the question; ``mask`` (0/1 per chunk) restricts the candidates."""

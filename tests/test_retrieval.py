@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import math
 
+import numpy as np
 import pytest
-from llama_index.core.schema import NodeWithScore, TextNode
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from assistant.articles import make_article
 from assistant.errors import AssistantError
@@ -311,3 +312,47 @@ def test_the_question_is_embedded_once_for_search_fallback_and_sentence_selectio
     retrieval = assistant.retrieve("What happened to gas prices?", as_of=dt.date(2020, 6, 1))
     assert retrieval.retrieved_ids == ["early"] and retrieval.sources
     assert embedded == ["What happened to gas prices?"]
+
+
+def test_filtered_vector_search_hands_chroma_the_kept_ids_and_matches_its_where_filter(archive):
+    settings = archive.model_copy(update={"retrieval_mode": "vector"})
+    store = NewsStore(settings)
+    retriever = NewsRetriever(settings, store)
+    calls = []
+    nearest = retriever._nearest
+
+    def spy(question, k, metadata_filters, ids=None):
+        calls.append((metadata_filters is not None, ids))
+        return nearest(question, k, metadata_filters, ids=ids)
+
+    retriever._nearest = spy
+    text = "gas prices gallon"
+    question = QueryBundle(text, embedding=retriever.embed_model.get_query_embedding(text))
+    for filters in (RetrievalFilters(sites=("a.com",)), RetrievalFilters(until=dt.date(2023, 3, 1)),
+                    RetrievalFilters(since=dt.date(2023, 5, 1), sites=("a.com", "b.com"))):
+        calls.clear()
+        by_ids = [n.node.node_id for n in retriever._vector_search(question, filters)]
+        assert len(calls) == 1 and calls[0][0] is False and calls[0][1]  # the ids, no Chroma where-filter
+        by_where = [n.node.node_id for n in nearest(question, settings.candidates, filters.to_metadata_filters())]
+        assert by_ids == by_where and by_ids
+    calls.clear()
+    assert retriever._vector_search(question, RetrievalFilters(since=dt.date(2024, 1, 1))) == [] and calls == []
+
+    # An id the keyword index still lists but Chroma no longer holds: Chroma's own filter answers.
+    keyword = store.keyword_index()
+    keyword.node_ids = np.append(keyword.node_ids, "gone#0")
+    keyword.days = np.append(keyword.days, keyword.days[0])
+    keyword.sites = np.append(keyword.sites, "a.com")
+    calls.clear()
+    found = [n.node.metadata["article_id"] for n in retriever._vector_search(question, RetrievalFilters(sites=("a.com",)))]
+    assert set(found) == {"old-gas", "code", "future"} and [c[0] for c in calls] == [False, True]
+
+
+def test_warm_up_loads_the_search_side_before_the_first_question(archive, tmp_path):
+    store = NewsStore(archive)
+    retriever = NewsRetriever(archive, store)
+    assert store._keyword is None
+    retriever.warm_up()
+    assert store._keyword is not None and store._keyword.chunk_count == 4
+    empty = make_settings(tmp_path / "empty")
+    NewsRetriever(empty, NewsStore(empty, create=True)).warm_up()  # nothing to load, no error
