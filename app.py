@@ -33,6 +33,7 @@ def main() -> int:
             print(report.summary(), flush=True)
         assistant = NewsAssistant(settings, store=store)
         assistant.load_llm()
+        assistant.warm_up()
         launch(settings, assistant)
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)

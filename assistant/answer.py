@@ -160,6 +160,10 @@ class NewsAssistant:
         """Load the model now (the UI does this at start, not during the first question)."""
         _ = self.llm
 
+    def warm_up(self) -> None:
+        """Load the search side now (the UI and the evaluation runner do this before the first question)."""
+        self.retriever.warm_up()
+
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())
         if not question:

@@ -93,6 +93,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
             with CorpusIndex(settings, options, group, articles, index_builder, label) as group_settings:
                 progress.set_description(f"eval {label}")
                 engine = engine_factory(group_settings)
+                engine.warm_up()  # load time is not question time: a server pays it at start
                 tokenizer = embedder_tokenizer(embedding_model(group_settings))
 
                 def work(question: Question, engine=engine, tokenizer=tokenizer) -> None:
