@@ -4,6 +4,7 @@ Builds the index from `corpus/` first when there is none, so a fresh clone goes
 from install to a working chat in one command.
 """
 
+import gc
 import sys
 
 from assistant.cli import quiet_libraries
@@ -34,6 +35,11 @@ def main() -> int:
         assistant = NewsAssistant(settings, store=store)
         assistant.load_llm()
         assistant.warm_up()
+        # What is loaded now lives as long as the server: some 600,000 objects for a
+        # 54,000-chunk archive. Out of the garbage collector's view, no full collection over
+        # them (0.26 s on 2 cores) lands on a user's question.
+        gc.collect()
+        gc.freeze()
         launch(settings, assistant)
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ questions already there.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import shutil
@@ -100,12 +101,20 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
                     writer.write(_evaluate_one(engine, tokenizer, question, options))
                     progress.update(1)
 
-                if options.workers > 1:
-                    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-                        list(pool.map(work, group))
-                else:
-                    for question in group:
-                        work(question)
+                # As the server does (app.py): the loaded indexes leave the garbage collector's
+                # view, so that no full collection over them lands on a timed question; this
+                # group's engine goes back to it afterwards, to be freed.
+                gc.collect()
+                gc.freeze()
+                try:
+                    if options.workers > 1:
+                        with ThreadPoolExecutor(max_workers=options.workers) as pool:
+                            list(pool.map(work, group))
+                    else:
+                        for question in group:
+                            work(question)
+                finally:
+                    gc.unfreeze()
     finally:
         progress.close()
         writer.close()
