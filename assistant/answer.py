@@ -22,7 +22,7 @@ from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from .chunking import embedder_tokenizer, embedding_model
+from .chunking import embedder_tokenizer
 from .context import SentenceSelector
 from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
@@ -137,7 +137,7 @@ class NewsAssistant:
         self.settings = settings
         self.store = store or NewsStore(settings)
         self.retriever = NewsRetriever(settings, self.store)
-        embed = embedding_model(settings)
+        embed = self.retriever.embed_model
         self.selector = SentenceSelector(embed, embedder_tokenizer(embed), settings.context_budget_tokens,
                                          neighbours=settings.context_neighbours,
                                          keyword_weight=settings.context_keyword_weight,

@@ -187,14 +187,19 @@ def test_as_of_excludes_later_articles_and_prefers_recent_ones(archive):
     assert in_december[0] == "future"
 
 
-def test_as_of_search_falls_back_to_the_filtered_query_when_later_articles_crowd_the_top(tmp_path):
-    settings = make_settings(tmp_path / "index", candidates=2, retrieval_mode="vector")
-    store = NewsStore(settings, create=True)
+def ingest_crowded_by_later_articles(store: NewsStore) -> None:
+    """Nine 2024 articles on gas prices and one from 2020 that only a filtered search reaches."""
     later = [make_article(article_id=f"later-{i}", title="Gas prices", published=f"2024-0{1 + i % 9}-15",
                           text=f"Gas prices rose to $3.{i}0 a gallon this week, the motor club said.") for i in range(9)]
     early = make_article(article_id="early", title="Fuel costs", published="2020-05-01",
                          text="Pump prices for gasoline eased slightly, drivers reported.")
     store.ingest(later + [early], show_progress=False)
+
+
+def test_as_of_search_falls_back_to_the_filtered_query_when_later_articles_crowd_the_top(tmp_path):
+    settings = make_settings(tmp_path / "index", candidates=2, retrieval_mode="vector")
+    store = NewsStore(settings, create=True)
+    ingest_crowded_by_later_articles(store)
     retriever = NewsRetriever(settings, store)
     # Unfiltered, the 6 nearest (2 candidates x headroom 3) are all later than the as-of date...
     nearest = retriever._nearest("What happened to gas prices?", 6, None)
@@ -298,11 +303,7 @@ def test_the_question_is_embedded_once_for_search_fallback_and_sentence_selectio
     # The as-of fallback case above: an unfiltered and a filtered vector search, then sentence selection.
     settings = make_settings(tmp_path / "index", candidates=2, min_relevance=0.0)  # no gate: selection runs
     store = NewsStore(settings, create=True)
-    later = [make_article(article_id=f"later-{i}", title="Gas prices", published=f"2024-0{1 + i % 9}-15",
-                          text=f"Gas prices rose to $3.{i}0 a gallon this week, the motor club said.") for i in range(9)]
-    early = make_article(article_id="early", title="Fuel costs", published="2020-05-01",
-                         text="Pump prices for gasoline eased slightly, drivers reported.")
-    store.ingest(later + [early], show_progress=False)
+    ingest_crowded_by_later_articles(store)
     assistant = NewsAssistant(settings, store)
     embedded: list[str] = []
     embed_class = type(assistant.retriever.embed_model)

@@ -17,10 +17,9 @@ _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 METRIC_KEYS = (
-    "n", "n_answerable", "n_unanswerable", "hit@1", "hit@5", "hit@10", "mrr@10", "article_hit@5", "context_hit",
-    "context_tokens",
-    "answer_accuracy", "answer_f1", "mc_accuracy", "citation_support", "refusal_unanswerable",
-    "refusal_answerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s", "tokens_per_s",
+    "n", "n_answerable", "n_unanswerable", "hit@1", "hit@5", "hit@10", "mrr@10", "article_hit@5",
+    "context_hit", "context_tokens", "answer_accuracy", "answer_f1", "mc_accuracy", "citation_support",
+    "refusal_unanswerable", "refusal_answerable", "latency_p50_s", "latency_p95_s", "first_token_p50_s", "tokens_per_s",
     "retrieval_p50_s", "retrieval_p95_s",
 )
 
