@@ -189,7 +189,7 @@ class NewsAssistant:
         quote = None
         if covered and self.settings.context_mode == "sentences":
             passages = self.selector.select(question, ranked.nodes[: self.settings.context_candidates],
-                                            ranked.question_embedding)
+                                            ranked.question_embedding, ranked.part_scores)
             sources = [_citation(i, p.node, p.text) for i, p in enumerate(passages, start=1)]
             quote = next(((i, p.best_sentence) for i, p in enumerate(passages, start=1) if p.best_sentence), None)
         elif covered:

@@ -84,6 +84,31 @@ def relative_scores(nodes: list[NodeWithScore]) -> list[float]:
     return [max(0.0, v) / top for v in values]
 
 
+def sentence_retrieval_scores(nodes: list[NodeWithScore], per_chunk: list[list[str]],
+                              part_scores: dict[str, list[tuple[int, int, float]]]) -> list[list[float]]:
+    """Each sentence's retrieval term: its chunk's score relative to the best chunk's. In a window
+    (a chunk shown with its neighbours) a sentence takes the score of the chunk it comes from,
+    else the neighbours' sentences would count as much as those of the chunk that matched."""
+    relative = relative_scores(nodes)
+    top = max((n.score for n in nodes if n.score is not None), default=None)
+    out = []
+    for c, (node, sentences) in enumerate(zip(nodes, per_chunk)):
+        parts = part_scores.get(node.node.node_id)
+        if not parts or not top or top <= 0:
+            out.append([relative[c]] * len(sentences))
+            continue
+        text, cursor, scores = node.node.get_content(), 0, []
+        for sentence in sentences:
+            start = text.find(sentence[:40], cursor)  # split_sentences may re-join pieces: match its start
+            start = cursor if start < 0 else start
+            end = start + len(sentence)
+            cursor = start + 1
+            own = max((score for a, b, score in parts if a < end and b > start), default=node.score or 0.0)
+            scores.append(max(0.0, own) / top)
+        out.append(scores)
+    return out
+
+
 class SentenceSelector:
     def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
                  keyword_weight: float = 0.3, retrieval_weight: float = 0.5, cosine_weight: float = 1.0,
@@ -109,9 +134,11 @@ class SentenceSelector:
             sentences, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
         return sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
 
-    def select(self, question: str, nodes: list[NodeWithScore], question_embedding=None) -> list[Passage]:
+    def select(self, question: str, nodes: list[NodeWithScore], question_embedding=None,
+               part_scores: dict[str, list[tuple[int, int, float]]] | None = None) -> list[Passage]:
         """Passages (one per chunk that contributes a sentence), best chunk first. ``question_embedding``
-        is the retrieval's, when it has one (else the question is embedded here)."""
+        is the retrieval's, when it has one (else the question is embedded here); ``part_scores`` are
+        the retrieval's windows' parts (node id -> (start, end, score)), when it returns windows."""
         units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
         per_chunk: list[list[str]] = []
         for c, node in enumerate(nodes):
@@ -121,9 +148,9 @@ class SentenceSelector:
         if not units:
             return []
         asked = content_words(question)
-        retrieval = relative_scores(nodes)
+        retrieval = sentence_retrieval_scores(nodes, per_chunk, part_scores or {})
         scores = [self.keyword_weight * len(asked & content_words(sentence)) / (len(asked) or 1)
-                  + self.retrieval_weight * retrieval[c] for c, _, sentence in units]
+                  + self.retrieval_weight * retrieval[c][i] for c, i, sentence in units]
         # Embedding the sentences is most of the selection's time, and a sentence that neither shares the
         # question's words nor sits in a well-ranked chunk seldom wins: only the best few by those two
         # compete with their similarity added; the rest follow them in that order (they fill a budget

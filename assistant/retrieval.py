@@ -91,6 +91,9 @@ class RankedChunks:
     nodes: list[NodeWithScore]  # best first; score = fused score
     best_similarity: float  # highest cosine similarity among the vector candidates (relevance gate)
     question_embedding: list[float] | None = None  # for the sentence selection, which compares sentences with it
+    # With windows: node id -> (start, end, fused score) of each chunk joined into its text, so that
+    # the sentence selection credits a sentence with its own chunk's rank, not its window's centre's.
+    part_scores: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
 
 
 class NewsRetriever:
@@ -114,9 +117,10 @@ class NewsRetriever:
         found = self.candidates(question, filters, as_of)
         fused = fuse_candidates(s, question, found, as_of)
         best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
+        part_scores: dict[str, list[tuple[int, int, float]]] = {}
         if s.window_chunks > 0:
-            best = self._windows(best)
-        return RankedChunks(best, found.best_similarity, found.question_embedding)
+            best, part_scores = self._windows(best, {n.node.node_id: n.score or 0.0 for n in fused})
+        return RankedChunks(best, found.best_similarity, found.question_embedding, part_scores)
 
     def candidates(
         self, question: str, filters: RetrievalFilters | None = None, as_of: dt.date | None = None
@@ -140,9 +144,13 @@ class NewsRetriever:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
         return Candidates(vector_nodes, keyword_nodes, best_similarity, embedding)
 
-    def _windows(self, centers: list[NodeWithScore]) -> list[NodeWithScore]:
+    def _windows(
+        self, centers: list[NodeWithScore], fused_scores: dict[str, float]
+    ) -> tuple[list[NodeWithScore], dict[str, list[tuple[int, int, float]]]]:
         """Each chunk with up to ``window_chunks`` neighbours on each side, read in one Chroma
-        call; a neighbour already shown in a better window is not repeated.
+        call; a neighbour already shown in a better window is not repeated. Also each window's
+        parts as (start, end, score): a neighbour keeps its own fused score (0 when neither
+        retriever found it), the centre its window's.
 
         Written here because llama-index's small-to-big tools (sentence-window metadata,
         auto-merging parents) need those windows stored at ingest; ours are reassembled
@@ -160,14 +168,19 @@ class NewsRetriever:
             used.update(ids)
             wanted[center.node.node_id] = ids
         stored = self.store.chunks([i for ids in wanted.values() for i in ids])
-        out = []
+        out, part_scores = [], {}
         for center in centers:
-            parts = [stored[i] for i in wanted[center.node.node_id] if i in stored] or [center.node]
+            center_id = center.node.node_id
+            parts = [stored[i] for i in wanted[center_id] if i in stored] or [center.node]
+            text, spans = join_chunks_with_spans(parts)
             window = center.node.model_copy()
-            window.set_content(join_chunks(parts))
+            window.set_content(text)
             window.start_char_idx, window.end_char_idx = parts[0].start_char_idx, parts[-1].end_char_idx
             out.append(NodeWithScore(node=window, score=center.score))
-        return out
+            part_scores[center_id] = [
+                (start, end, center.score or 0.0 if part.node_id == center_id else fused_scores.get(part.node_id, 0.0))
+                for part, (start, end) in zip(parts, spans)]
+        return out, part_scores
 
     def _vector_search(
         self, question: QueryBundle, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None
@@ -394,15 +407,27 @@ def fuse_learned(
 
 def join_chunks(chunks: list) -> str:
     """Neighbouring chunks of one article as one text, without repeating their overlap."""
+    return join_chunks_with_spans(chunks)[0]
+
+
+def join_chunks_with_spans(chunks: list) -> tuple[str, list[tuple[int, int]]]:
+    """``join_chunks``'s text and where each chunk lies in it (overlapping chunks overlap there too)."""
     text = chunks[0].get_content()
+    spans = [(0, len(text))]
     for previous, chunk in zip(chunks, chunks[1:]):
-        part = chunk.get_content()
+        full = chunk.get_content()
+        part, overlap = full, 0
         if previous.end_char_idx is not None and chunk.start_char_idx is not None:
             overlap = previous.end_char_idx - chunk.start_char_idx
-            if 0 < overlap < len(part) and text.endswith(part[:overlap]):
-                part = part[overlap:]
-        text = f"{text} {part.lstrip()}" if not text.endswith(("\n", " ")) else text + part.lstrip()
-    return text
+            if 0 < overlap < len(full) and text.endswith(full[:overlap]):
+                part = full[overlap:]
+            else:
+                overlap = 0
+        separator = "" if text.endswith(("\n", " ")) else " "
+        start = len(text) - overlap if overlap else len(text) + len(separator)
+        text = text + separator + part.lstrip()
+        spans.append((start, len(text)))
+    return text, spans
 
 
 def apply_recency(nodes: list[NodeWithScore], as_of: dt.date, half_life_days: float) -> None:

@@ -46,6 +46,19 @@ def test_retrieval_score_lets_the_top_chunk_win_over_a_sentence_that_only_echoes
     assert weighted.best_sentence == ANSWERING
 
 
+def test_a_windows_sentences_count_with_their_own_chunks_score():
+    # One window: the matched chunk (the answer) after a weaker neighbour that echoes the question.
+    text = f"{ECHOING} {ANSWERING}"
+    window = NodeWithScore(node=TextNode(text=text, id_="w"), score=0.9)
+    parts = {"w": [(0, len(ECHOING), 0.1), (len(ECHOING) + 1, len(text), 0.9)]}
+    others = [NodeWithScore(node=TextNode(text="Ferries run every hour in summer.", id_="x"), score=0.5)]
+    # Scored as one chunk, both sentences get the window's retrieval score and the echo wins.
+    [whole] = selector(retrieval_weight=0.5).select(QUESTION, [window, *others])
+    assert whole.text == ECHOING
+    [by_part] = selector(retrieval_weight=0.5).select(QUESTION, [window, *others], part_scores=parts)
+    assert by_part.text == ANSWERING
+
+
 def test_retrieval_weight_does_not_override_a_clearly_better_sentence_of_a_close_chunk():
     # Two chunks ranked nearly equal: the sentence that matches the question better is kept.
     [picked] = selector(retrieval_weight=0.5).select(QUESTION, nodes(answering_score=0.5, echoing_score=0.52))

@@ -15,7 +15,7 @@ from assistant.articles import make_article
 from assistant.errors import AssistantError
 from assistant.retrieval import (
     FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, RetrievalFilters, apply_recency, candidate_features,
-    day_number, diversify, fuse_learned, fuse_ranks, fuse_scores, load_fusion_model,
+    day_number, diversify, fuse_learned, fuse_ranks, fuse_scores, join_chunks_with_spans, load_fusion_model,
 )
 from assistant.settings import Settings
 from assistant.store import KEYWORD_DIR, NewsStore
@@ -113,7 +113,8 @@ def test_results_come_with_neighbouring_chunks_of_their_article(tmp_path):
     assert store.chunk_count() >= 3
     question = "Who is the lighthouse keeper who retired?"
     alone = NewsRetriever(settings.model_copy(update={"window_chunks": 0}), store).retrieve(question).nodes[0]
-    window = NewsRetriever(settings.model_copy(update={"window_chunks": 1}), store).retrieve(question).nodes[0]
+    ranked = NewsRetriever(settings.model_copy(update={"window_chunks": 1}), store).retrieve(question)
+    window = ranked.nodes[0]
     assert "Ingrid Solberg" in alone.node.get_content() and "Ingrid Solberg" in window.node.get_content()
     assert window.node.node_id == alone.node.node_id
     assert len(window.node.get_content()) > len(alone.node.get_content())
@@ -123,6 +124,23 @@ def test_results_come_with_neighbouring_chunks_of_their_article(tmp_path):
     for i in range(10):
         assert text.count(f"town number {i}.") <= 1
     assert window.node.metadata["title"] == "Harbour news"
+    # Where each chunk lies in the window, with its own score: the centre keeps the window's,
+    # its neighbours (weaker matches) less.
+    parts = ranked.part_scores[window.node.node_id]
+    assert len(parts) >= 2
+    centre = [(a, b) for a, b, score in parts if score == window.score]
+    assert len(centre) == 1 and text[slice(*centre[0])].strip() == alone.node.get_content().strip()
+    assert all(score < window.score for a, b, score in parts if (a, b) != centre[0])
+    assert parts[0][0] == 0 and parts[-1][1] == len(text)
+
+
+def test_joined_chunks_know_where_each_chunk_lies():
+    text = "One sentence here. Two sentences here. Three sentences here. Four sentences here."
+    cut = [(0, 38), (19, 60), (60, len(text))]  # the first two overlap by one sentence
+    chunks = [TextNode(text=text[a:b].strip(), start_char_idx=a, end_char_idx=b) for a, b in cut]
+    joined, spans = join_chunks_with_spans(chunks)
+    assert joined == text
+    assert [joined[a:b].strip() for a, b in spans] == [c.get_content() for c in chunks]
 
 
 @pytest.fixture
