@@ -178,7 +178,7 @@ class NewsRetriever:
             window.start_char_idx, window.end_char_idx = parts[0].start_char_idx, parts[-1].end_char_idx
             out.append(NodeWithScore(node=window, score=center.score))
             part_scores[center_id] = [
-                (start, end, center.score or 0.0 if part.node_id == center_id else fused_scores.get(part.node_id, 0.0))
+                (start, end, (center.score or 0.0) if part.node_id == center_id else fused_scores.get(part.node_id, 0.0))
                 for part, (start, end) in zip(parts, spans)]
         return out, part_scores
 
