@@ -172,7 +172,7 @@ class NewsRetriever:
         for center in centers:
             center_id = center.node.node_id
             parts = [stored[i] for i in wanted[center_id] if i in stored] or [center.node]
-            text, spans = join_chunks_with_spans(parts)
+            text, spans = join_chunks(parts)
             window = center.node.model_copy()
             window.set_content(text)
             window.start_char_idx, window.end_char_idx = parts[0].start_char_idx, parts[-1].end_char_idx
@@ -405,13 +405,9 @@ def fuse_learned(
     return fused
 
 
-def join_chunks(chunks: list) -> str:
-    """Neighbouring chunks of one article as one text, without repeating their overlap."""
-    return join_chunks_with_spans(chunks)[0]
-
-
-def join_chunks_with_spans(chunks: list) -> tuple[str, list[tuple[int, int]]]:
-    """``join_chunks``'s text and where each chunk lies in it (overlapping chunks overlap there too)."""
+def join_chunks(chunks: list) -> tuple[str, list[tuple[int, int]]]:
+    """Neighbouring chunks of one article as one text, without repeating their overlap, and where
+    each chunk lies in it (overlapping chunks overlap there too)."""
     text = chunks[0].get_content()
     spans = [(0, len(text))]
     for previous, chunk in zip(chunks, chunks[1:]):

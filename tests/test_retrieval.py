@@ -15,7 +15,7 @@ from assistant.articles import make_article
 from assistant.errors import AssistantError
 from assistant.retrieval import (
     FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, RetrievalFilters, apply_recency, candidate_features,
-    day_number, diversify, fuse_learned, fuse_ranks, fuse_scores, join_chunks_with_spans, load_fusion_model,
+    day_number, diversify, fuse_learned, fuse_ranks, fuse_scores, join_chunks, load_fusion_model,
 )
 from assistant.settings import Settings
 from assistant.store import KEYWORD_DIR, NewsStore
@@ -138,7 +138,7 @@ def test_joined_chunks_know_where_each_chunk_lies():
     text = "One sentence here. Two sentences here. Three sentences here. Four sentences here."
     cut = [(0, 38), (19, 60), (60, len(text))]  # the first two overlap by one sentence
     chunks = [TextNode(text=text[a:b].strip(), start_char_idx=a, end_char_idx=b) for a, b in cut]
-    joined, spans = join_chunks_with_spans(chunks)
+    joined, spans = join_chunks(chunks)
     assert joined == text
     assert [joined[a:b].strip() for a, b in spans] == [c.get_content() for c in chunks]
 
