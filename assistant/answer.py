@@ -22,7 +22,7 @@ from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from .chunking import embedder_tokenizer
+from .chunking import counting_tokenizer
 from .context import SentenceSelector
 from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
@@ -138,7 +138,7 @@ class NewsAssistant:
         self.store = store or NewsStore(settings)
         self.retriever = NewsRetriever(settings, self.store)
         embed = self.retriever.embed_model
-        self.selector = SentenceSelector(embed, embedder_tokenizer(embed), settings.context_budget_tokens,
+        self.selector = SentenceSelector(embed, counting_tokenizer(embed), settings.context_budget_tokens,
                                          neighbours=settings.context_neighbours,
                                          keyword_weight=settings.context_keyword_weight,
                                          retrieval_weight=settings.context_retrieval_weight,

@@ -281,6 +281,16 @@ def embedder_tokenizer(embed_model):
     return embed_model._model.tokenizer
 
 
+def counting_tokenizer(embed_model):
+    """A copy of the embedder's tokenizer, for counting tokens. Counting calls the fast tokenizer
+    without padding, which clears the padding state it keeps between calls; on the embedder's own
+    tokenizer a count in one thread could clear it under another thread's batch, which then failed
+    ("Unable to create tensor", seen with eight concurrent UI clients)."""
+    tokenizer = copy.deepcopy(embedder_tokenizer(embed_model))
+    tokenizer.model_max_length = 10**9  # counts whole texts: silences "sequence longer than 256" warnings
+    return tokenizer
+
+
 def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
     """Sentence-aware splitter counting tokens with the embedder's own tokenizer.
 
@@ -292,8 +302,7 @@ def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
     chunk_tokens = min(settings.chunk_tokens or window, window)
     # A copy for counting: the splitter tokenizes whole articles, and raising the
     # length limit on the embedder's own tokenizer would change how it truncates.
-    tokenizer = copy.deepcopy(embedder_tokenizer(embed_model))
-    tokenizer.model_max_length = 10**9  # silences "sequence longer than 256" warnings
+    tokenizer = counting_tokenizer(embed_model)
     return SentenceSplitter(
         chunk_size=chunk_tokens,
         chunk_overlap=min(settings.chunk_overlap, chunk_tokens // 4),
