@@ -276,23 +276,19 @@ def embedder_window(embed_model) -> int:
     return int(embed_model._model.max_seq_length)
 
 
-def embedder_tokenizer(embed_model):
-    """The embedder's own tokenizer (token counts of chunks, contexts and budgets)."""
-    return embed_model._model.tokenizer
-
-
 def counting_tokenizer(embed_model):
-    """A copy of the embedder's tokenizer, for counting tokens. Counting calls the fast tokenizer
-    without padding, which clears the padding state it keeps between calls; on the embedder's own
-    tokenizer a count in one thread could clear it under another thread's batch, which then failed
-    ("Unable to create tensor", seen with eight concurrent UI clients)."""
-    tokenizer = copy.deepcopy(embedder_tokenizer(embed_model))
+    """A copy of the embedder's tokenizer, for every token count (chunks, contexts, budgets).
+    Counting calls the fast tokenizer without padding, which clears the padding state it keeps
+    between calls; on the embedder's own tokenizer a count in one thread could clear it under
+    another thread's batch, which then failed ("Unable to create tensor", seen with eight
+    concurrent UI clients; `eval --workers` counted the same way)."""
+    tokenizer = copy.deepcopy(embed_model._model.tokenizer)
     tokenizer.model_max_length = 10**9  # counts whole texts: silences "sequence longer than 256" warnings
     return tokenizer
 
 
 def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
-    """Sentence-aware splitter counting tokens with the embedder's own tokenizer.
+    """Sentence-aware splitter counting tokens with (a copy of) the embedder's own tokenizer.
 
     The splitter is metadata-aware: the title/site/date header is subtracted from
     the budget, so header + chunk fit in the embedder's window and no word of a
@@ -300,13 +296,10 @@ def make_splitter(settings: Settings, embed_model) -> SentenceSplitter:
     """
     window = embedder_window(embed_model) - SPECIAL_TOKENS
     chunk_tokens = min(settings.chunk_tokens or window, window)
-    # A copy for counting: the splitter tokenizes whole articles, and raising the
-    # length limit on the embedder's own tokenizer would change how it truncates.
-    tokenizer = counting_tokenizer(embed_model)
     return SentenceSplitter(
         chunk_size=chunk_tokens,
         chunk_overlap=min(settings.chunk_overlap, chunk_tokens // 4),
-        tokenizer=tokenizer.tokenize,
+        tokenizer=counting_tokenizer(embed_model).tokenize,
         # Deterministic ids: re-running an interrupted ingest overwrites the same
         # chunk ids in Chroma instead of adding duplicates.
         id_func=lambda i, doc: chunk_id(doc.id_, i),

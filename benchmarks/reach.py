@@ -18,7 +18,7 @@ import statistics
 import sys
 
 from assistant.answer import NewsAssistant
-from assistant.chunking import embedder_tokenizer, embedding_model
+from assistant.chunking import counting_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
 from assistant.evaluation.runner import load_articles
 from assistant.evaluation.scoring import contains_answer
@@ -63,7 +63,7 @@ def main() -> int:
     tokens: dict[str, list[int]] = {}
     for week, week_settings in dev.indexes.items():
         engine = NewsAssistant(week_settings)
-        tokenizer = embedder_tokenizer(embedding_model(week_settings))
+        tokenizer = counting_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
             retrieval = engine.retrieve(q.question, as_of=q.date)
             for row, text in slices(retrieval, articles, q.article_ids).items():

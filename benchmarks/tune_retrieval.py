@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.answer import NewsAssistant
-from assistant.chunking import embedder_tokenizer, embedding_model
+from assistant.chunking import counting_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
 from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import CorpusIndex, EvalOptions, build_index, corpus_groups, load_articles
@@ -82,7 +82,7 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> 
     records = []
     for week, week_settings in settings_by_week.items():
         engine = NewsAssistant(week_settings.model_copy(update=overrides))
-        tokenizer = embedder_tokenizer(embedding_model(week_settings))
+        tokenizer = counting_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
             retrieval = engine.retrieve(q.question, as_of=q.date)
             texts = [n.node.get_content() for n in retrieval.ranked]

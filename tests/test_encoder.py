@@ -9,7 +9,7 @@ from llama_index.core.schema import MetadataMode
 
 from assistant.articles import ArticleLoader
 from assistant.answer import NewsAssistant
-from assistant.chunking import article_to_document, embedder_id, embedder_tokenizer, embedding_model, make_splitter
+from assistant.chunking import article_to_document, embedder_id, embedding_model, make_splitter
 from assistant.errors import AssistantError
 from assistant.retrieval import NewsRetriever
 from assistant.store import NewsStore
@@ -85,13 +85,12 @@ def test_int8_encoder_that_cannot_be_built_is_a_clear_error(tmp_path):
         embedding_model(settings)
 
 
-
 def test_counting_tokens_leaves_the_embedders_tokenizer_ready_for_batches(seed_index):
     # Counting with the embedder's own fast tokenizer cleared the padding state that a padded batch
     # in another thread had just set (a UI load test failed on it); counting uses a copy.
     embed_model = embedding_model(make_settings(seed_index))
     assistant_tokenizer = NewsAssistant(make_settings(seed_index)).selector.tokenizer
     embed_model._model.encode(["a short one", "a somewhat longer sentence to pad against"], show_progress_bar=False)
-    assert embedder_tokenizer(embed_model)._tokenizer.padding is not None
+    assert embed_model._model.tokenizer._tokenizer.padding is not None
     assert len(assistant_tokenizer.tokenize("three more words")) == 3
-    assert embedder_tokenizer(embed_model)._tokenizer.padding is not None
+    assert embed_model._model.tokenizer._tokenizer.padding is not None

@@ -27,7 +27,7 @@ from typing import Callable
 from ..answer import NewsAssistant, Retrieval
 from ..articles import Article, ArticleLoader
 from ..citations import strip_citations
-from ..chunking import embedder_tokenizer, embedding_model
+from ..chunking import counting_tokenizer, embedding_model
 from ..errors import AssistantError
 from ..settings import Settings
 from ..store import NewsStore
@@ -95,7 +95,7 @@ def run_evaluation(settings: Settings, options: EvalOptions, engine_factory: Eng
                 progress.set_description(f"eval {label}")
                 engine = engine_factory(group_settings)
                 engine.warm_up()  # load time is not question time: a server pays it at start
-                tokenizer = embedder_tokenizer(embedding_model(group_settings))
+                tokenizer = counting_tokenizer(embedding_model(group_settings))
 
                 def work(question: Question, engine=engine, tokenizer=tokenizer) -> None:
                     writer.write(_evaluate_one(engine, tokenizer, question, options))
