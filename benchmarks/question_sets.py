@@ -7,11 +7,18 @@ Writes the questions of N randomly chosen weeks that have `answer_article_ids`
 `--unanswerable`, also writes as many unanswerable questions: questions from a
 week at least 300 days away, re-assigned to a chosen week, whose gold answers
 appear in none of that week's articles (`"answerable": false`). With
-`--exclude-weeks-of SET` the weeks of another set are left out: the held-out
+`--exclude-weeks-of SET` (repeatable) the weeks of other sets are left out: the held-out
 check of tuned settings is
 
     python -m benchmarks.question_sets --weeks 16 --seed 7 \
         --exclude-weeks-of .cache/sets/dev-30w-seed2026.jsonl --out .cache/sets/heldout-seed7.jsonl
+
+and the weeks in neither of those two (training data for a learned ranking, so that both
+scored sets stay out of sample) are
+
+    python -m benchmarks.question_sets --weeks 80 --seed 2026 \
+        --exclude-weeks-of .cache/sets/dev-30w-seed2026.jsonl \
+        --exclude-weeks-of .cache/sets/heldout-seed7.jsonl --out .cache/sets/other-39w.jsonl
 """
 
 from __future__ import annotations
@@ -96,15 +103,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--unanswerable", action="store_true")
-    parser.add_argument("--exclude-weeks-of", type=Path, default=None, metavar="SET",
-                        help="leave out the weeks of this question set (a held-out set for checking tuned settings)")
+    parser.add_argument("--exclude-weeks-of", type=Path, action="append", default=[], metavar="SET",
+                        help="leave out the weeks of this question set (repeatable; a held-out set for checking tuned settings)")
     args = parser.parse_args()
     questions = load_questions()
     weeks = choose_weeks(questions, args.weeks, args.seed)
     if args.exclude_weeks_of:
         from assistant.evaluation.questions import load_questions as load_set
 
-        taken = {q.week for q in load_set(args.exclude_weeks_of)}
+        taken = {q.week for path in args.exclude_weeks_of for q in load_set(path)}
         weeks = [w for w in weeks if w not in taken]
     chosen = [q for q in questions if q["week"] in weeks and q["answer_article_ids"]]
     # The per-week index is built from all of that week's questions' articles, as in the issue's protocol.
