@@ -305,9 +305,9 @@ def fuse_scores(rankings: list[list[NodeWithScore]], weights: list[float]) -> li
     return fused
 
 
-# A learned fusion: a logistic regression over these features of every candidate, trained by
-# benchmarks.learned_fusion on development weeks (candidates holding a gold answer against the
-# rest). Hand-written scoring, as llama-index's fusion retrievers only combine scores or ranks.
+# A learned fusion: boosted trees (or a logistic regression) over these features of every candidate,
+# trained by benchmarks.learned_fusion on development weeks (candidates holding a gold answer against
+# the rest). Hand-written scoring, as llama-index's fusion retrievers only combine scores or ranks.
 FUSION_FEATURES = (
     "vector score, min-max within its list (0 if absent)",
     "BM25 score, min-max within its list (0 if absent)",
@@ -377,19 +377,53 @@ def candidate_features(
 
 @lru_cache(maxsize=4)
 def load_fusion_model(path: Path) -> dict:
-    """The trained weights: per-feature mean and scale (standardization), coefficients, intercept."""
+    """The trained model, as numpy arrays: either boosted trees ("kind": "trees": per tree the
+    split feature, threshold, children and leaf value of each node, and the starting log-odds) or
+    a logistic regression (per-feature mean and scale for standardization, coefficients, intercept)."""
     try:
         model = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if tuple(model["features"]) != FUSION_FEATURES:
+            raise AssistantError(f"{path} was trained on other features than this version computes; "
+                                 "rerun benchmarks.learned_fusion --save")
+        if model.get("kind", "logistic") == "trees":
+            return {"kind": "trees", "baseline": float(model["baseline"]), **tree_arrays(model["trees"])}
+        return {"kind": "logistic", "intercept": float(model["intercept"])} | {
+            k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AssistantError(f"cannot read the fusion model {path} ({exc}); reinstall, or use fusion=relative_score") from exc
-    if tuple(model["features"]) != FUSION_FEATURES:
-        raise AssistantError(f"{path} was trained on other features than this version computes; rerun benchmarks.learned_fusion --save")
-    return {k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")} | {"intercept": float(model["intercept"])}
+
+
+def tree_arrays(trees: list[dict]) -> dict[str, np.ndarray]:
+    """The trees padded to one (trees x nodes) array per field, so that all of them are walked at
+    once. A leaf's feature is -1; a leaf is its own child, so walking past it stays on it."""
+    width = max(len(t["value"]) for t in trees)
+    out = {"feature": np.full((len(trees), width), -1, dtype=np.int64),
+           "threshold": np.zeros((len(trees), width)), "value": np.zeros((len(trees), width)),
+           "left": np.tile(np.arange(width), (len(trees), 1)), "right": np.tile(np.arange(width), (len(trees), 1))}
+    for i, tree in enumerate(trees):
+        for name in out:
+            out[name][i, :len(tree[name])] = tree[name]
+    leaf = out["feature"] < 0
+    out["left"][leaf] = out["right"][leaf] = np.nonzero(leaf)[1]
+    out["feature"][leaf] = 0  # any column: the comparison is ignored on a leaf
+    out["depth"] = max(int(t["depth"]) for t in trees)
+    return out
 
 
 def fusion_logits(model: dict, features: np.ndarray) -> np.ndarray:
-    """The model's log-odds that each candidate holds the answer (standardize, then a dot product)."""
-    return ((features - model["mean"]) / model["scale"]) @ model["coef"] + model["intercept"]
+    """The model's log-odds that each candidate holds the answer."""
+    if model["kind"] == "logistic":
+        return ((features - model["mean"]) / model["scale"]) @ model["coef"] + model["intercept"]
+    # Boosted trees, evaluated by hand: scikit-learn's models are not package data one can load
+    # safely (pickles), and serving needs only this walk. Every candidate goes down every tree
+    # together; the export checked that this reproduces scikit-learn's decision_function.
+    rows = np.arange(len(features))[:, None]
+    trees = np.arange(model["feature"].shape[0])[None, :]
+    node = np.zeros((len(features), len(trees[0])), dtype=np.int64)
+    for _ in range(model["depth"]):
+        go_left = features[rows, model["feature"][trees, node]] <= model["threshold"][trees, node]
+        node = np.where(go_left, model["left"][trees, node], model["right"][trees, node])
+    return model["value"][trees, node].sum(axis=1) + model["baseline"]
 
 
 def fuse_learned(
