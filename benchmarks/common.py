@@ -29,7 +29,8 @@ def update_benchmarks_md(path: Path, section: str) -> None:
     section = section.rstrip("\n") + "\n\n"  # a blank line before the next section's title
     title = section.splitlines()[0]
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start = text.find(title)
+    # The whole title line: one section's title may begin another's ("..., heldout-seed7").
+    start = text.find(title + "\n")
     if start >= 0:
         end = text.find("\n## ", start + len(title))
         text = text[:start] + section + (text[end + 1:] if end >= 0 else "")

@@ -216,7 +216,8 @@ def main() -> int:
     trained = (f"the {len(training)} questions of `{args.train_questions}` ({len(train.weeks)} weeks, none of them "
                "scored)" if args.train_questions else "the other scored weeks")
     lines = [
-        "## Ranking tried: a learned fusion" + (f", {args.questions.stem}" if args.questions else ""),
+        "## Ranking: learned fusion" + (f", trained on {args.train_questions.stem}" if args.train_questions else "")
+        + (f", scored on {args.questions.stem}" if args.questions else ""),
         "",
         f"Command: `python -m benchmarks.learned_fusion{flags(args, dev)}{' --save' if args.save else ''}`  ",
         f"Machine: {machine()}  ",
