@@ -93,10 +93,10 @@ def logistic():
 
 
 def trees():
-    # Shallow trees learn what a sum cannot (a high BM25 score means more when the cosine is high
-    # too; age matters less for an exact phrase match). Depth 2 and 300 rounds at rate 0.05 were
-    # fixed on a first look at other weeks, not searched on the scored ones; all rows train (no
-    # early stopping, which would hold out a random tenth of the candidates, not of the weeks).
+    # Shallow trees can let one feature decide how much another counts, which a weighted sum cannot.
+    # Depth 2, 300 rounds at rate 0.05: the simpler of the two settings that scored alike in
+    # exploratory runs (BENCHMARKS.md, "Ranking tried"). All rows train: early stopping would hold
+    # out a random tenth of the candidates, not of the weeks.
     return HistGradientBoostingClassifier(max_depth=2, learning_rate=0.05, max_iter=300, l2_regularization=1.0,
                                           early_stopping=False, random_state=0)
 
