@@ -385,12 +385,17 @@ def load_fusion_model(path: Path) -> dict:
         if tuple(model["features"]) != FUSION_FEATURES:
             raise AssistantError(f"{path} was trained on other features than this version computes; "
                                  "rerun benchmarks.learned_fusion --save")
-        if model.get("kind", "logistic") == "trees":
-            return {"kind": "trees", "baseline": float(model["baseline"]), **tree_arrays(model["trees"])}
-        return {"kind": "logistic", "intercept": float(model["intercept"])} | {
-            k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")}
+        return model_arrays(model)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AssistantError(f"cannot read the fusion model {path} ({exc}); reinstall, or use fusion=relative_score") from exc
+
+
+def model_arrays(model: dict) -> dict:
+    """A model as written to fusion_model.json, as the numpy arrays fusion_logits reads."""
+    if model.get("kind", "logistic") == "trees":
+        return {"kind": "trees", "baseline": float(model["baseline"]), **tree_arrays(model["trees"])}
+    return {"kind": "logistic", "intercept": float(model["intercept"])} | {
+        k: np.asarray(model[k], dtype=float) for k in ("mean", "scale", "coef")}
 
 
 def tree_arrays(trees: list[dict]) -> dict[str, np.ndarray]:

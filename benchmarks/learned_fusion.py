@@ -38,7 +38,7 @@ from assistant.cli import quiet_libraries
 from assistant.evaluation.scoring import contains_answer
 from assistant.retrieval import (
     FUSION_FEATURES, FUSION_MODEL_FILE, NewsRetriever, candidate_features, diversify, fuse_candidates, fusion_logits,
-    load_fusion_model, tree_arrays,
+    load_fusion_model, model_arrays,
 )
 from assistant.settings import Settings
 from assistant.store import NewsStore
@@ -135,20 +135,12 @@ def export(fitted, questions: list[Question]) -> dict:
         scaler, regression = fitted
         out = {"kind": "logistic", "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
                "coef": regression.coef_[0].tolist(), "intercept": float(regression.intercept_[0])}
-    served = tree_or_logistic(out)
+    served = model_arrays(out)
     features = np.vstack([q.features for q in questions])
     gap = np.abs(fusion_logits(served, features) - fitted.decision_function(features)).max()
     if gap > 1e-6:
         raise SystemExit(f"the exported model scores differently from scikit-learn's (by {gap}); not saved")
     return out
-
-
-def tree_or_logistic(exported: dict) -> dict:
-    """An exported model in the form load_fusion_model serves (without a round trip through a file)."""
-    if exported["kind"] == "trees":
-        return {"kind": "trees", "baseline": exported["baseline"], **tree_arrays(exported["trees"])}
-    return {"kind": "logistic", "intercept": exported["intercept"]} | {
-        k: np.asarray(exported[k]) for k in ("mean", "scale", "coef")}
 
 
 def what_matters(fitted) -> list[str]:
