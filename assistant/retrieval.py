@@ -385,7 +385,8 @@ def load_fusion_model(path: Path) -> dict:
         if tuple(model["features"]) != FUSION_FEATURES:
             raise AssistantError(f"{path} was trained on other features than this version computes; "
                                  "rerun benchmarks.learned_fusion --save")
-        return model_arrays(model)
+        # The weeks it learned from ride along, so a benchmark can tell in-sample from out-of-sample.
+        return model_arrays(model) | {"weeks": list(model.get("weeks", []))}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AssistantError(f"cannot read the fusion model {path} ({exc}); reinstall, or use fusion=relative_score") from exc
 

@@ -87,6 +87,10 @@ def ranking_metrics(questions: list[Question], scores: list[np.ndarray], setting
     return out
 
 
+def table_row(name: str, metrics: dict[str, float]) -> str:
+    return f"| {name} | " + " | ".join(f"{metrics[k]:.3f}" for k in ("hit@1", "hit@5", "hit@10", "mrr@10")) + " |"
+
+
 def logistic():
     # Standardized features, so the coefficients printed below compare with each other.
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
@@ -168,11 +172,11 @@ def main() -> int:
                         help=f"write --model fitted on the training weeks to {FUSION_MODEL_FILE.name} (fusion=learned)")
     args = parser.parse_args()
     quiet_libraries()
-    dev = development_weeks(args)
+    dev = development_weeks(args.questions, args.weeks, args.seed)
     settings = dev.settings
     questions = collect(dev.indexes, dev.questions)
     if args.train_questions:
-        train = development_weeks(argparse.Namespace(questions=args.train_questions))
+        train = development_weeks(args.train_questions)
         if set(train.weeks) & set(dev.weeks):
             raise SystemExit("the training set shares weeks with the scored set")
         training = collect(train.indexes, train.questions)
@@ -195,8 +199,7 @@ def main() -> int:
     if shipped is not None:
         # Before --save overwrites it: the model fusion=learned serves. On weeks it was trained on
         # this row is in-sample; on other weeks (for example a held-out set) it is the real test.
-        trained_on = set(json.loads(FUSION_MODEL_FILE.read_text(encoding="utf-8"))["weeks"])
-        overlap = "trained on these weeks: in-sample" if trained_on & set(dev.weeks) else "trained on none of these weeks"
+        overlap = "trained on these weeks: in-sample" if set(shipped["weeks"]) & set(dev.weeks) else "trained on none of these weeks"
         rows[f"the shipped model (`fusion=learned`, {FUSION_MODEL_FILE.name}, {shipped['kind']}; {overlap})"] = (
             ranking_metrics(questions, [fusion_logits(shipped, q.features) for q in questions], settings))
     if args.save:
@@ -206,7 +209,8 @@ def main() -> int:
         }) + "\n", encoding="utf-8")
 
     trained = (f"the {len(training)} questions of `{args.train_questions}` ({len(train.weeks)} weeks, none of them "
-               "scored)" if args.train_questions else "the other scored weeks")
+               "scored)" if args.train_questions else
+               "the other scored weeks (leave one week out); the model `--save` writes is fitted on all of them")
     lines = [
         "## Ranking: learned fusion" + (f", trained on {args.train_questions.stem}" if args.train_questions else "")
         + (f", scored on {args.questions.stem}" if args.questions else ""),
@@ -222,7 +226,19 @@ def main() -> int:
         "|---|---:|---:|---:|---:|",
     ]
     for name, metrics in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.3f}" for k in ("hit@1", "hit@5", "hit@10", "mrr@10")) + " |")
+        lines.append(table_row(name, metrics))
+    if args.train_questions:
+        # Which model to ship is chosen here, on the training weeks alone (leave one of them out),
+        # so the scored weeks above stay untouched by the choice.
+        lines += ["", f"Model choice, on the training weeks only: each of the {len(train.weeks)} weeks of "
+                  f"`{args.train_questions}` ranked by a model of the other {len(train.weeks) - 1}.", "",
+                  "| ranking (training weeks, leave one week out) | hit@1 | hit@5 | hit@10 | mrr@10 |",
+                  "|---|---:|---:|---:|---:|"]
+        choice = {"fixed fusion": ranking_metrics(training, [q.fixed_scores for q in training], settings)}
+        for name, make in MODELS.items():
+            choice[name] = ranking_metrics(training, leave_one_week_out(make, training), settings)
+        for name, metrics in choice.items():
+            lines.append(table_row(name, metrics))
     lines += ["", *what_matters(fitted[args.model])]
     publish("\n".join(lines) + "\n")
     return 0

@@ -55,7 +55,7 @@ def main() -> int:
     add_week_options(parser)
     args = parser.parse_args()
     quiet_libraries()
-    dev = development_weeks(args)
+    dev = development_weeks(args.questions, args.weeks, args.seed)
     questions, weeks = dev.questions, dev.weeks
     articles = load_articles(RTQA_ARTICLES)
 

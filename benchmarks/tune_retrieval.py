@@ -62,20 +62,21 @@ class DevelopmentWeeks:
     chosen: str  # how the weeks were chosen, in words
 
 
-def development_weeks(args: argparse.Namespace) -> DevelopmentWeeks:
-    """The weeks named by ``add_week_options``, their questions, and their indexes (built once, then reused)."""
+def development_weeks(questions: Path | None = None, weeks: int = 30, seed: int = 2026) -> DevelopmentWeeks:
+    """The weeks of a question set (``questions``), else ``weeks`` chosen by ``seed`` (the options of
+    ``add_week_options``): their questions with answer articles, and their indexes (built once, then reused)."""
     from .retrieval import make_sets  # imported here: benchmarks.retrieval is a heavier module
 
-    questions_path = args.questions or make_sets(args.weeks, args.seed)[0]
-    questions = [q for q in load_questions(questions_path) if q.answer_article_ids]
+    questions_path = questions or make_sets(weeks, seed)[0]
+    answerable = [q for q in load_questions(questions_path) if q.answer_article_ids]
     settings = Settings(embed_cache_dir=REPO / ".cache")
     indexes = week_indexes(settings, questions_path, REPO / ".cache" / "indexes")
-    if args.questions:
-        flags, chosen = f" --questions {args.questions}", f"from `{args.questions}`"
+    if questions:
+        flags, chosen = f" --questions {questions}", f"from `{questions}`"
     else:
-        flags = (f" --weeks {args.weeks}" if args.weeks != 30 else "") + (f" --seed {args.seed}" if args.seed != 2026 else "")
-        chosen = f"chosen by seed {args.seed} (by default the weeks of the per-week retrieval table)"
-    return DevelopmentWeeks(questions, sorted({q.week for q in questions}), settings, indexes, flags, chosen)
+        flags = (f" --weeks {weeks}" if weeks != 30 else "") + (f" --seed {seed}" if seed != 2026 else "")
+        chosen = f"chosen by seed {seed} (by default the weeks of the per-week retrieval table)"
+    return DevelopmentWeeks(answerable, sorted({q.week for q in answerable}), settings, indexes, flags, chosen)
 
 
 def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> dict:

@@ -258,6 +258,8 @@ def test_learned_fusion_features_describe_each_candidate():
 def test_shipped_fusion_model_prefers_recent_chunks_that_match_the_question():
     model = load_fusion_model(FUSION_MODEL_FILE)
     assert model["kind"] == "trees"
+    # It names the weeks it learned from, which benchmarks use to tell in-sample from out-of-sample.
+    assert len(model["weeks"]) >= 30 and all(len(w) == 8 and w.isdigit() for w in model["weeks"])
     recent = node("new#0", "new", "Gas prices rose to $3.60 a gallon", "2023-06-10")
     older = node("old#0", "old", "Gas prices rose to $3.60 a gallon", "2021-06-10")
     for n in (recent, older):
