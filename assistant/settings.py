@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # --- retrieval -------------------------------------------------------
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = Field("hybrid", description="Which retrievers feed the fusion.")
     candidates: int = Field(50, description="Candidates each retriever returns before fusion.")
+    vector_search_ef: int = Field(
+        500, ge=1, description="Chroma HNSW ef_search: how many neighbours the vector search explores per query. "
+        "Chroma's default (100) returns a slightly different tail of the 150 nearest in each process; 500 returns "
+        "the exact nearest on a week of news and costs little (README, retrieval path). Set on the collection when it "
+        "is opened; Chroma reads it when a process first searches the collection.")
     fusion: Literal["relative_score", "rrf", "learned"] = Field(
         "learned", description="Score candidates with the model trained on development weeks (learned; see README), "
         "or fuse min-max normalized scores (relative_score) or ranks (rrf) with a fixed recency discount.")

@@ -192,10 +192,17 @@ class NewsStore:
         # The embedder is recorded with the collection: question vectors from another
         # embedder (fp32 vs int8, another model) would be compared with these silently.
         embedder = embedder_id(settings)
+        # The space goes in the configuration with ef_search: given a configuration, Chroma ignores
+        # the older "hnsw:space" metadata and would build an l2 index.
         self.collection = self.client.get_or_create_collection(
-            settings.collection, metadata={"hnsw:space": "cosine", "embedder": embedder,
-                                           "embed_backend": settings.embed_backend}
+            settings.collection, metadata={"embedder": embedder, "embed_backend": settings.embed_backend},
+            configuration={"hnsw": {"space": "cosine", "ef_search": settings.vector_search_ef}},
         )
+        # An existing collection keeps the configuration it was made with; ef_search is the one
+        # part Chroma lets change afterwards (indexes built before the setting existed have 100).
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") != settings.vector_search_ef:
+            self.collection.modify(configuration={"hnsw": {"ef_search": settings.vector_search_ef}})
         built_with = (self.collection.metadata or {}).get("embedder")
         if built_with and built_with != embedder:
             raise AssistantError(

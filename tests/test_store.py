@@ -10,9 +10,10 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent
 
 from assistant.articles import ArticleLoader, make_article
-from assistant.chunking import embedding_model, embedder_window, make_splitter, article_to_document
+from assistant.chunking import article_to_document, embedder_id, embedding_model, embedder_window, make_splitter
 from assistant.errors import AssistantError
-from assistant.store import NewsStore
+from assistant.retrieval import NewsRetriever
+from assistant.store import NewsStore, chroma_client
 
 from .conftest import make_settings
 
@@ -144,3 +145,24 @@ def test_seed_index_stats(seed_index):
     stats = NewsStore(make_settings(seed_index)).stats()
     assert stats.articles == 1 and stats.chunks >= 2
     assert stats.earliest == stats.latest == "2024-03-15"
+
+
+def test_vector_search_ef_is_set_on_new_and_on_older_collections(tmp_path):
+    fresh = NewsStore(make_settings(tmp_path / "new"), create=True)
+    hnsw = fresh.collection.configuration["hnsw"]
+    # The distance-to-cosine conversion in retrieval needs the cosine space, which a configuration
+    # without it would silently turn into l2.
+    assert (hnsw["space"], hnsw["ef_search"]) == ("cosine", fresh.settings.vector_search_ef)
+
+    # A collection as versions before the setting made it: the space in the metadata, Chroma's default ef_search.
+    settings = make_settings(tmp_path / "older", vector_search_ef=321)
+    chroma_client(settings, create=True).get_or_create_collection(
+        settings.collection, metadata={"hnsw:space": "cosine", "embedder": embedder_id(settings),
+                                       "embed_backend": settings.embed_backend})
+    store = NewsStore(settings)
+    assert store.collection.configuration["hnsw"]["ef_search"] == 321
+    assert store.collection.configuration["hnsw"]["space"] == "cosine"
+    store.ingest([make_article(text="Gas prices fell to $3.20 a gallon this week.", title="Gas", article_id="g1",
+                               site="a.com", published="2023-06-10")], show_progress=False)
+    found = NewsRetriever(settings, store)._nearest("What happened to gas prices?", 5, None)
+    assert [n.node.node_id for n in found] == ["g1#0"] and 0.3 < found[0].score <= 1.0  # a cosine, not an l2 distance
