@@ -141,14 +141,10 @@ class SentenceSelector:
         the retrieval's windows' parts (node id -> (start, end, score)), when it returns windows."""
         units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
         per_chunk: list[list[str]] = []
-        seen: set[str] = set()
         for c, node in enumerate(nodes):
             sentences = split_sentences(node.node.get_content())
             per_chunk.append(sentences)
-            # A sentence that a better chunk already holds (the overlap of neighbouring chunks, the same
-            # wire story on two sites) competes once, in that chunk: shown twice it only spends budget.
-            units.extend((c, i, s) for i, s in enumerate(sentences) if s not in seen)
-            seen.update(sentences)
+            units.extend((c, i, s) for i, s in enumerate(sentences))
         if not units:
             return []
         asked = content_words(question)
@@ -167,7 +163,6 @@ class SentenceSelector:
         order = sorted(embedded, key=lambda k: scores[k], reverse=True) + rest
 
         chosen: set[tuple[int, int]] = set()
-        shown_texts: set[str] = set()  # a neighbour brought in may repeat a sentence already chosen
         used = 0
         for rank, k in enumerate(order):
             c, i, _ = units[k]
@@ -176,14 +171,12 @@ class SentenceSelector:
                 wanted += [(c, j) for j in range(i - self.neighbours, i + self.neighbours + 1)
                            if j != i and 0 <= j < len(per_chunk[c])]
             for key in wanted:
-                text = per_chunk[key[0]][key[1]]
-                if key in chosen or text in shown_texts:
+                if key in chosen:
                     continue
-                cost = len(self.tokenizer.tokenize(text)) + 1
+                cost = len(self.tokenizer.tokenize(per_chunk[key[0]][key[1]])) + 1
                 if used + cost > self.budget:
                     continue
                 chosen.add(key)
-                shown_texts.add(text)
                 used += cost
             if used >= self.budget:
                 break

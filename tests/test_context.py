@@ -116,17 +116,3 @@ def test_only_the_best_sentences_by_words_and_rank_are_embedded():
     assert sorted(seen) == sorted([[QUESTION], [ANSWERING]])
     assert first.text == ANSWERING and first.best_sentence == ANSWERING
     assert second.text == unrelated  # the others still fill the budget
-
-
-def test_a_sentence_two_chunks_share_is_shown_once():
-    # Neighbouring chunks overlap by a sentence or two, and the same wire story runs on two sites:
-    # the model reads the shared sentence once, in the better-ranked chunk, and the budget goes further.
-    embed = embedding_model(Settings())
-    shared = "The partnership has resulted in the 2024 Acura ZDX and 2024 Honda Prologue SUVs."
-    first = NodeWithScore(node=TextNode(text=f"{ANSWERING} {shared}", id_="art#0"), score=0.9)
-    second = NodeWithScore(node=TextNode(text=f"{shared} Sales start later this year.", id_="art#1"), score=0.6)
-    selector = SentenceSelector(embed, embed._model.tokenizer, budget_tokens=200, neighbours=1)
-    passages = selector.select(QUESTION, [first, second])
-    shown = " ".join(p.text for p in passages)
-    assert shown.count(shared) == 1 and ANSWERING in shown and "Sales start later this year." in shown
-    assert passages[0].text == f"{ANSWERING} {shared}" and passages[1].text == "Sales start later this year."
