@@ -198,11 +198,6 @@ class NewsStore:
             settings.collection, metadata={"embedder": embedder, "embed_backend": settings.embed_backend},
             configuration={"hnsw": {"space": "cosine", "ef_search": settings.vector_search_ef}},
         )
-        # An existing collection keeps the configuration it was made with; ef_search is the one
-        # part Chroma lets change afterwards (indexes built before the setting existed have 100).
-        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
-        if hnsw.get("ef_search") != settings.vector_search_ef:
-            self.collection.modify(configuration={"hnsw": {"ef_search": settings.vector_search_ef}})
         built_with = (self.collection.metadata or {}).get("embedder")
         if built_with and built_with != embedder:
             raise AssistantError(
@@ -210,6 +205,12 @@ class NewsStore:
                 f"(embed_backend={self.collection.metadata.get('embed_backend')}), not {embedder} "
                 f"(embed_backend={settings.embed_backend}); use those settings, or rebuild the index"
             )
+        # An existing collection keeps the configuration it was made with; ef_search is the one
+        # part Chroma lets change afterwards, changed only on a collection this
+        # embedder may use (indexes built before the setting existed have 100).
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") != settings.vector_search_ef:
+            self.collection.modify(configuration={"hnsw": {"ef_search": settings.vector_search_ef}})
         self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
         self._keyword: KeywordIndex | None = None
         self._keyword_lock = threading.RLock()
