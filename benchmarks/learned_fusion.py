@@ -1,7 +1,7 @@
 """Would a learned fusion rank better than the fixed one? Leave-one-week-out and held-apart checks.
 
     python -m benchmarks.learned_fusion [--weeks 30] [--seed 2026] [--questions SET]
-        [--train-questions SET] [--model trees|logistic] [--save]
+        [--train-questions SET ...] [--model trees|logistic] [--save]
 
 Per week, default settings, each question with its date (the per-week protocol of
 benchmarks.retrieval, reusing its indexes under .cache/indexes). Every candidate the two
@@ -11,8 +11,8 @@ does as a whole, the chunk's place in its article, the article's age, the share 
 question's words in the chunk and in its title); a model (boosted trees or a logistic
 regression) learns from the other weeks which candidates hold the gold answer and ranks this
 week's candidates by it. With --train-questions the models learn from that set's weeks instead
-(for example the weeks in neither the development nor the held-out set), so every scored week is
-out of sample. All orders then go through the same diversity pass, so the rows differ only in the score.
+(for example the weeks in neither the development nor the held-out set; repeat the option to
+learn from several sets), so every scored week is out of sample. All orders then go through the same diversity pass, so the rows differ only in the score.
 
 With --save the --model fitted on the training weeks (--train-questions, else the scored weeks)
 becomes assistant/fusion_model.json, which the setting fusion=learned ranks with (the features
@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +165,9 @@ def what_matters(fitted) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     add_week_options(parser)
-    parser.add_argument("--train-questions", type=Path, metavar="SET",
-                        help="train on this set's weeks (none of them scored) instead of leaving one scored week out")
+    parser.add_argument("--train-questions", type=Path, metavar="SET", action="append", default=[],
+                        help="train on this set's weeks (none of them scored) instead of leaving one scored week out; "
+                             "repeat to train on several sets")
     parser.add_argument("--model", choices=sorted(MODELS), default="trees", help="the model --save writes")
     parser.add_argument("--save", action="store_true",
                         help=f"write --model fitted on the training weeks to {FUSION_MODEL_FILE.name} (fusion=learned)")
@@ -176,7 +177,7 @@ def main() -> int:
     settings = dev.settings
     questions = collect(dev.indexes, dev.questions)
     if args.train_questions:
-        train = development_weeks(args.train_questions)
+        train = merged([development_weeks(path) for path in args.train_questions])
         if set(train.weeks) & set(dev.weeks):
             raise SystemExit("the training set shares weeks with the scored set")
         training = collect(train.indexes, train.questions)
@@ -193,7 +194,7 @@ def main() -> int:
     fitted = {name: fit(make, training) for name, make in MODELS.items()}
     if args.train_questions:
         for name, model in fitted.items():
-            rows[f"{name}, trained on the {len(train.weeks)} weeks of `{args.train_questions}` (none of these)"] = (
+            rows[f"{name}, trained on the {len(train.weeks)} weeks of {named(args.train_questions)} (none of these)"] = (
                 ranking_metrics(questions, [model.decision_function(q.features) for q in questions], settings))
     shipped = load_fusion_model(FUSION_MODEL_FILE) if FUSION_MODEL_FILE.exists() and not args.save else None
     if shipped is not None:
@@ -208,11 +209,12 @@ def main() -> int:
             "weeks": train.weeks, "features": list(FUSION_FEATURES), **export(fitted[args.model], training),
         }) + "\n", encoding="utf-8")
 
-    trained = (f"the {len(training)} questions of `{args.train_questions}` ({len(train.weeks)} weeks, none of them "
+    trained = (f"the {len(training)} questions of {named(args.train_questions)} ({len(train.weeks)} weeks, none of them "
                "scored)" if args.train_questions else
                "the other scored weeks (leave one week out); the model `--save` writes is fitted on all of them")
     lines = [
-        "## Ranking: learned fusion" + (f", trained on {args.train_questions.stem}" if args.train_questions else "")
+        "## Ranking: learned fusion" + (f", trained on {' + '.join(p.stem for p in args.train_questions)}"
+                                        if args.train_questions else "")
         + (f", scored on {args.questions.stem}" if args.questions else ""),
         "",
         f"Command: `python -m benchmarks.learned_fusion{flags(args, dev)}{' --save' if args.save else ''}`  ",
@@ -231,7 +233,7 @@ def main() -> int:
         # Which model to ship is chosen here, on the training weeks alone (leave one of them out),
         # so the scored weeks above stay untouched by the choice.
         lines += ["", f"Model choice, on the training weeks only: each of the {len(train.weeks)} weeks of "
-                  f"`{args.train_questions}` ranked by a model of the other {len(train.weeks) - 1}.", "",
+                  f"{named(args.train_questions)} ranked by a model of the other {len(train.weeks) - 1}.", "",
                   "| ranking (training weeks, leave one week out) | hit@1 | hit@5 | hit@10 | mrr@10 |",
                   "|---|---:|---:|---:|---:|"]
         choice = {"fixed fusion": ranking_metrics(training, [q.fixed_scores for q in training], settings)}
@@ -244,8 +246,21 @@ def main() -> int:
     return 0
 
 
+def merged(sets: list[DevelopmentWeeks]) -> DevelopmentWeeks:
+    """Several question sets' weeks as one training set (their weeks must not repeat)."""
+    weeks = [w for s in sets for w in s.weeks]
+    if len(set(weeks)) < len(weeks):
+        raise SystemExit("the training sets share weeks")
+    return replace(sets[0], questions=[q for s in sets for q in s.questions], weeks=sorted(weeks),
+                   indexes={w: v for s in sets for w, v in s.indexes.items()})
+
+
+def named(paths: list[Path]) -> str:
+    return " and ".join(f"`{p}`" for p in paths)
+
+
 def flags(args: argparse.Namespace, dev: DevelopmentWeeks) -> str:
-    return dev.flags + (f" --train-questions {args.train_questions}" if args.train_questions else "") + (
+    return dev.flags + "".join(f" --train-questions {path}" for path in args.train_questions) + (
         f" --model {args.model}" if args.model != "trees" else "")
 
 
