@@ -12,7 +12,8 @@ question's words in the chunk and in its title); a model (boosted trees or a log
 regression) learns from the other weeks which candidates hold the gold answer and ranks this
 week's candidates by it. With --train-questions the models learn from that set's weeks instead
 (for example the weeks in neither the development nor the held-out set; repeat the option to
-learn from several sets), so every scored week is out of sample. All orders then go through the same diversity pass, so the rows differ only in the score.
+learn from several sets), so every scored week is out of sample. All orders then go through the
+same diversity pass, so the rows differ only in the score.
 
 With --save the --model fitted on the training weeks (--train-questions, else the scored weeks)
 becomes assistant/fusion_model.json, which the setting fusion=learned ranks with (the features
