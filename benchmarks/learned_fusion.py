@@ -253,7 +253,8 @@ def merged(sets: list[DevelopmentWeeks]) -> DevelopmentWeeks:
     if len(set(weeks)) < len(weeks):
         raise SystemExit("the training sets share weeks")
     return replace(sets[0], questions=[q for s in sets for q in s.questions], weeks=sorted(weeks),
-                   indexes={w: v for s in sets for w, v in s.indexes.items()})
+                   indexes={w: v for s in sets for w, v in s.indexes.items()},
+                   flags="".join(s.flags for s in sets), chosen=" and ".join(s.chosen for s in sets))
 
 
 def named(paths: list[Path]) -> str:

@@ -296,6 +296,23 @@ def test_an_exported_fusion_model_scores_as_scikit_learn_does_after_a_round_trip
     assert np.allclose(fusion_logits(served, unseen), fitted.decision_function(unseen), atol=1e-9)
 
 
+def test_training_sets_merge_into_one_and_may_not_share_weeks():
+    # --train-questions may be repeated: the sets' weeks, questions and indexes become one training set.
+    from benchmarks.learned_fusion import merged
+    from benchmarks.tune_retrieval import DevelopmentWeeks
+
+    settings = Settings()
+    a = DevelopmentWeeks(["qa"], ["20220708"], settings, {"20220708": settings}, " --questions a", "from `a`")
+    b = DevelopmentWeeks(["qb1", "qb2"], ["20220701"], settings, {"20220701": settings}, " --questions b", "from `b`")
+    both = merged([a, b])
+    assert both.weeks == ["20220701", "20220708"]
+    assert both.questions == ["qa", "qb1", "qb2"]
+    assert set(both.indexes) == {"20220701", "20220708"}
+    assert both.flags == " --questions a --questions b" and both.chosen == "from `a` and from `b`"
+    with pytest.raises(SystemExit, match="share weeks"):
+        merged([a, a])
+
+
 def test_a_damaged_fusion_model_is_a_one_line_error(tmp_path):
     damaged = tmp_path / "fusion_model.json"
     damaged.write_text(json.dumps({"features": list(FUSION_FEATURES), "kind": "trees", "baseline": 0.1}))
