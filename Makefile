@@ -4,6 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # llama-cpp-python builds from source: CPU only, no BLAS, no downloader.
 export CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
+# It compiles for this CPU (-march=native), but without Intel AMX: some virtual machines report AMX
+# and then trap on its first instruction (SIGILL at the first answer on a 2-core Firecracker VM).
+# CMake takes CFLAGS/CXXFLAGS as its initial flags; an explicit -mno-* wins over -march=native.
+ifeq ($(shell uname -m),x86_64)
+export CFLAGS := $(CFLAGS) -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CXXFLAGS := $(CXXFLAGS) -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install install-quality run test browser bench clean-index
