@@ -8,8 +8,9 @@ export CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
 # and then trap on its first instruction (SIGILL at the first answer on a 2-core Firecracker VM).
 # CMake takes CFLAGS/CXXFLAGS as its initial flags; an explicit -mno-* wins over -march=native.
 ifeq ($(shell uname -m),x86_64)
-export CFLAGS := $(CFLAGS) -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-export CXXFLAGS := $(CXXFLAGS) -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CFLAGS := $(CFLAGS) $(NO_AMX)
+export CXXFLAGS := $(CXXFLAGS) $(NO_AMX)
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
