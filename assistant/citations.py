@@ -110,6 +110,15 @@ class CitationChecker:
             plain = plains[i]
             written = [n for n in dict.fromkeys(citation_numbers(sentence)) if n in by_number]
             if len(words[i]) < 2:
+                if not written and words[i]:
+                    # A bare answer the model left unmarked ("Israel"): cite the best source that names it;
+                    # uncited, the answer would come out as a refusal although the sources say it.
+                    naming = [j for j in range(len(sources)) if words[i] <= passage_words[j]]
+                    if naming:
+                        best = max(naming, key=lambda j: support[i, j])
+                        checks.append(SentenceCheck(_render(plain, [sources[best].n]), sentence,
+                                                    [sources[best].n], 1.0, "added"))
+                        continue
                 checks.append(SentenceCheck(_render(plain, written), sentence, written, 1.0, "no-claim"))
                 continue
             scores = {s.n: float(support[i, j]) for j, s in enumerate(sources)}
@@ -123,7 +132,10 @@ class CitationChecker:
             held = [n for n in written if n in eligible]
             if held:
                 action = "verified" if held == written else "re-cited"
-                final = _keep_marks(sentence, set(held)) if held == written else _render(plain, held)
+                # The model's wording is kept, but a mark it put first ("[1] Glenn Thompson", copying how
+                # the sources are numbered) goes to the end, where every other citation sits.
+                verbatim = held == written and not CITATION.match(sentence)
+                final = _keep_marks(sentence, set(held)) if verbatim else _render(plain, held)
                 checks.append(SentenceCheck(_clean(final), sentence, held, max(scores[n] for n in held), action))
                 continue
             best = max(eligible or scores, key=scores.get)

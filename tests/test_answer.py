@@ -213,6 +213,20 @@ def test_citation_check_rules():
     assert check("", sources).text == REFUSAL
 
 
+def test_a_bare_answer_left_unmarked_is_cited_to_the_source_that_names_it():
+    """Small models often reply with the answer alone ("Israel"); uncited, it became a refusal."""
+    sources = [_source(1, "Gas prices fell ten cents this week."),
+               _source(2, "Hamas launched an unprecedented attack on Israel on Saturday.")]
+    check = CitationChecker(embed_model=None, min_support=0.5).check
+    question = "Which country was attacked by Hamas this week?"
+    bare = check("Israel", sources, question)
+    assert bare.text == "Israel [2]" and bare.citations == [sources[1]] and bare.checks[0].action == "added"
+    unnamed = check("Texas", sources, question)  # no source names it: still nothing to cite
+    assert unnamed.refused and unnamed.text == REFUSAL
+    first = check("[2] Hamas attacked Israel.", sources, question)  # a leading mark moves to the end
+    assert first.text == "Hamas attacked Israel [2]." and first.checks[0].action == "verified"
+
+
 def test_a_citation_goes_to_the_passage_that_names_the_answer():
     """Both passages support the sentence's wording; only the second says who scored."""
     sources = [_source(1, "England beat Germany in the Euro 2022 final at Wembley with a winning goal in extra time."),
