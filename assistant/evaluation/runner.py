@@ -216,6 +216,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
                                   if q.answer_article_ids else None)
         record["context_hit"] = contains_answer(retrieval.context, q.answers) if q.answers else None
         record["context_tokens"] = len(tokenizer.tokenize(retrieval.context)) if retrieval.context else 0
+        record["context"] = retrieval.context  # what the model read: the first thing to look at in a failure
         record["timings"] = {"retrieve_s": retrieval.retrieve_s, "rank_s": getattr(retrieval, "rank_s", retrieval.retrieve_s),
                              "select_s": getattr(retrieval, "select_s", 0.0)}
         record["best_similarity"] = getattr(retrieval, "best_similarity", None)
@@ -230,6 +231,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
             "quoted": answer.quoted,
             "retried": answer.retried,
             "citations": [c.__dict__ for c in answer.citations],
+            "checks": [c.as_dict() for c in answer.checks],  # the model's own sentences, before the check
             "timings": answer.timings,
             "correct": contains_answer(plain, q.answers) if q.answers else None,
             "f1": token_f1(plain, q.answers) if q.answers else None,
