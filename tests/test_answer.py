@@ -213,18 +213,15 @@ def test_citation_check_rules():
     assert check("", sources).text == REFUSAL
 
 
-def test_a_bare_answer_left_unmarked_is_cited_to_the_source_that_names_it():
-    """Small models often reply with the answer alone ("Israel"); uncited, it became a refusal."""
+def test_a_leading_mark_moves_to_the_end_and_a_bare_unmarked_answer_stays_uncited():
     sources = [_source(1, "Gas prices fell ten cents this week."),
                _source(2, "Hamas launched an unprecedented attack on Israel on Saturday.")]
     check = CitationChecker(embed_model=None, min_support=0.5).check
     question = "Which country was attacked by Hamas this week?"
-    bare = check("Israel", sources, question)
-    assert bare.text == "Israel [2]" and bare.citations == [sources[1]] and bare.checks[0].action == "added"
-    unnamed = check("Texas", sources, question)  # no source names it: still nothing to cite
-    assert unnamed.refused and unnamed.text == REFUSAL
-    first = check("[2] Hamas attacked Israel.", sources, question)  # a leading mark moves to the end
+    first = check("[2] Hamas attacked Israel.", sources, question)  # copying how the sources are numbered
     assert first.text == "Hamas attacked Israel [2]." and first.checks[0].action == "verified"
+    bare = check("Israel", sources, question)  # left to the second try and the quote (measured better)
+    assert bare.refused and bare.checks[0].action == "no-claim"
 
 
 def test_a_citation_goes_to_the_passage_that_names_the_answer():
