@@ -257,7 +257,9 @@ class _ResultWriter:
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False)
+        # ASCII escapes: article text (now kept as "context") may hold U+2028 or U+0085, which
+        # str.splitlines() would take for line ends when the results are read back.
+        line = json.dumps(record)
         with self._lock:
             self._handle.write(line + "\n")
             self._handle.flush()
