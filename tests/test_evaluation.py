@@ -256,3 +256,16 @@ def test_kept_indexes_are_reused(tmp_path):
         assert metrics["hit@1"] == 1.0
     assert built == [["x"]]  # built once, reused by the second run
     assert len(list((tmp_path / "indexes").iterdir())) == 1
+
+
+def test_results_survive_line_separators_inside_article_text(tmp_path):
+    """Records keep what the model read; U+2028 in an article must not split a record when read back."""
+    from assistant.evaluation.runner import _finished_ids, _ResultWriter
+
+    path = tmp_path / "results.jsonl"
+    writer = _ResultWriter(path)
+    writer.write({"id": "q1", "error": None, "context": "first line\u2028second\x85third"})
+    writer.write({"id": "q2", "error": None, "context": "plain"})
+    writer.close()
+    assert _finished_ids(path) == {"q1", "q2"}
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2
