@@ -158,6 +158,8 @@ def test_runner_with_articles_file_writes_all_outputs(tmp_path):
     assert "data:image/png;base64," in html and "Honda partnered with Ford" in html
     records = {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert (records["g"]["retrieved"][0], records["h"]["retrieved"][0]) == ("gas", "honda")  # 2 workers: any order
+    assert "fell 12 cents" in records["g"]["context"]  # what the model read is kept for tracing a failure
+    assert records["h"]["checks"][0]["original"] == "Honda partnered with Ford [1]."
     assert gc.get_freeze_count() == 0  # the run froze its engine's heap while timing, and thawed it after
 
     # A second run over the same folder has nothing left to do; compare shows no flips.

@@ -214,9 +214,10 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
         record["hit_rank"] = first_hit_rank(chunk_texts[:10], q.answers) if q.answers else None
         record["article_rank"] = (first_article_rank(retrieval.chunk_article_ids[:10], q.answer_article_ids)
                                   if q.answer_article_ids else None)
-        record["context_hit"] = contains_answer(retrieval.context, q.answers) if q.answers else None
-        record["context_tokens"] = len(tokenizer.tokenize(retrieval.context)) if retrieval.context else 0
-        record["context"] = retrieval.context  # what the model read: the first thing to look at in a failure
+        context = retrieval.context  # a property that joins the sources: build it once
+        record["context"] = context  # what the model read: the first thing to look at in a failure
+        record["context_hit"] = contains_answer(context, q.answers) if q.answers else None
+        record["context_tokens"] = len(tokenizer.tokenize(context)) if context else 0
         record["timings"] = {"retrieve_s": retrieval.retrieve_s, "rank_s": getattr(retrieval, "rank_s", retrieval.retrieve_s),
                              "select_s": getattr(retrieval, "select_s", 0.0)}
         record["best_similarity"] = getattr(retrieval, "best_similarity", None)
@@ -231,7 +232,7 @@ def _evaluate_one(engine, tokenizer, q: Question, options: EvalOptions) -> dict:
             "quoted": answer.quoted,
             "retried": answer.retried,
             "citations": [c.__dict__ for c in answer.citations],
-            "checks": [c.as_dict() for c in answer.checks],  # the model's own sentences, before the check
+            "checks": [c.as_dict() for c in answer.checks],  # each sentence as the model wrote it and as checked
             "timings": answer.timings,
             "correct": contains_answer(plain, q.answers) if q.answers else None,
             "f1": token_f1(plain, q.answers) if q.answers else None,
