@@ -102,6 +102,9 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> 
 
 
 def parse_value(text: str):
+    # Settings.model_copy(update=...) does not validate, so "false" must become False here, not a truthy string.
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for cast in (int, float):
         try:
             return cast(text)

@@ -313,6 +313,19 @@ def test_training_sets_merge_into_one_and_may_not_share_weeks():
         merged([a, a])
 
 
+def test_benchmark_setting_grids_parse_booleans_and_numbers():
+    # The tuning benchmarks apply --set values with model_copy(update=...), which does not validate:
+    # "false" must arrive as False, not as a non-empty (truthy) string.
+    from benchmarks.tune_retrieval import setting_grid
+
+    names, grid = setting_grid(["retry_declined=false,true", "context_budget_tokens=330,450"])
+    assert names == ["retry_declined", "context_budget_tokens"]
+    assert grid[0] == {"retry_declined": False, "context_budget_tokens": 330}
+    assert [row["retry_declined"] for row in grid] == [False, False, True, True]
+    assert Settings().model_copy(update=grid[0]).retry_declined is False
+    assert setting_grid(["fusion=rrf", "vector_weight=0.25"])[1] == [{"fusion": "rrf", "vector_weight": 0.25}]
+
+
 def test_a_damaged_fusion_model_is_a_one_line_error(tmp_path):
     damaged = tmp_path / "fusion_model.json"
     damaged.write_text(json.dumps({"features": list(FUSION_FEATURES), "kind": "trees", "baseline": 0.1}))
