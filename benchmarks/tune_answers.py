@@ -36,14 +36,19 @@ def main() -> int:
     parser.add_argument("--weeks", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--every", type=int, default=2, metavar="K", help="every K-th answerable question")
+    parser.add_argument("--offset", type=int, default=0, metavar="J",
+                        help="start at the J-th answerable question (0..K-1): another slice of the same set")
     parser.add_argument("--set", action="append", default=[], required=True, help="name=v1,v2,... (settings)")
     parser.add_argument("--publish", action="store_true", help="write the table into BENCHMARKS.md")
     args = parser.parse_args()
     quiet_libraries()
     questions, weeks = development_set(args.weeks, args.seed, 0)
     answerable, _ = split_answerable(questions.read_text(encoding="utf-8").splitlines())
-    subset = questions.with_name(f"{questions.stem}-answerable-every{args.every}.jsonl")
-    subset.write_text("\n".join(answerable[:: args.every]) + "\n", encoding="utf-8")
+    if not 0 <= args.offset < args.every:
+        parser.error("--offset must be between 0 and --every - 1")
+    slice_name = f"every{args.every}" + (f"-from{args.offset}" if args.offset else "")
+    subset = questions.with_name(f"{questions.stem}-answerable-{slice_name}.jsonl")
+    subset.write_text("\n".join(answerable[args.offset :: args.every]) + "\n", encoding="utf-8")
 
     base = Settings(embed_cache_dir=CACHE, **({"llm_model": args.model} if args.model else {}))
     names, combinations = setting_grid(args.set)
@@ -51,7 +56,7 @@ def main() -> int:
     started = time.perf_counter()
     for overrides in combinations:
         label = "-".join(f"{k}={v}" for k, v in overrides.items())
-        out = REPO / "eval-runs" / "tune-answers" / base.llm_model / label
+        out = REPO / "eval-runs" / "tune-answers" / base.llm_model / slice_name / label
         shutil.rmtree(out, ignore_errors=True)
         metrics = run_evaluation(base.model_copy(update=overrides), EvalOptions(
             questions=subset, out=out, articles=RTQA_ARTICLES, per_week=True,
@@ -66,13 +71,15 @@ def main() -> int:
     if args.publish:
         defaults = {name: getattr(base, name) for name in names}
         this = "python -m benchmarks.tune_answers" + (f" --model {args.model}" if args.model else "") + (
-            f" --every {args.every}" if args.every != 2 else "") + "".join(f" --set {s}" for s in args.set) + " --publish"
+            f" --every {args.every}" if args.every != 2 else "") + (
+            f" --offset {args.offset}" if args.offset else "") + "".join(f" --set {s}" for s in args.set) + " --publish"
         lines = [
             f"## Answer settings tried: {', '.join(names)} ({base.llm_model})",
             "",
             f"Command: `{this}` (all rows in the same run, one after the other)  ",
             f"Machine: {machine()}  ",
-            (f"Questions: 1 in {args.every} of the {len(answerable)} answerable questions of {args.weeks} development "
+            (f"Questions: 1 in {args.every} of the {len(answerable)} answerable questions"
+             f"{f' (starting at position {args.offset + 1})' if args.offset else ''} of {args.weeks} development "
              f"weeks ({', '.join(weeks)}; seed {args.seed}), in file order: {rows[0]['n']} questions, open answers "
              f"only. Defaults: {', '.join(f'{k}={v}' for k, v in defaults.items())}. Wall time {wall / 60:.1f} min."),
             "",
