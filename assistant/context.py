@@ -8,9 +8,7 @@ share of the question's content words it contains plus its chunk's retrieval
 score relative to the best chunk's (the hybrid ranking sees the whole chunk with
 its title, so it knows better than one sentence which story answers); the best
 sentences (with the neighbours of the very best, for context) are kept in
-article order under their source's number and title. One article is one source:
-sentences picked from two of its chunks are shown together, once each (chunks
-overlap, and the same title twice invites the model to copy it as an answer).
+article order under their source's number and title.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.utils import globals_helper
 
-from .chunking import chunk_position
 from .text import content_words
+
 
 
 # Abbreviations common in news that the English Punkt model does not list ("Gov. Ron DeSantis").
@@ -138,7 +136,7 @@ class SentenceSelector:
 
     def select(self, question: str, nodes: list[NodeWithScore], question_embedding=None,
                part_scores: dict[str, list[tuple[int, int, float]]] | None = None) -> list[Passage]:
-        """Passages (one per article that contributes a sentence), best-ranked article first. ``question_embedding``
+        """Passages (one per chunk that contributes a sentence), best chunk first. ``question_embedding``
         is the retrieval's, when it has one (else the question is embedded here); ``part_scores`` are
         the retrieval's windows' parts (node id -> (start, end, score)), when it returns windows."""
         units: list[tuple[int, int, str]] = []  # (chunk index, sentence index, sentence)
@@ -165,9 +163,6 @@ class SentenceSelector:
         order = sorted(embedded, key=lambda k: scores[k], reverse=True) + rest
 
         chosen: set[tuple[int, int]] = set()
-        # A sentence is shown once: consecutive chunks of an article overlap, and wire copy repeats
-        # across sites; a second copy would only spend the budget.
-        shown_texts: set[str] = set()
         used = 0
         for rank, k in enumerate(order):
             c, i, _ = units[k]
@@ -176,14 +171,12 @@ class SentenceSelector:
                 wanted += [(c, j) for j in range(i - self.neighbours, i + self.neighbours + 1)
                            if j != i and 0 <= j < len(per_chunk[c])]
             for key in wanted:
-                sentence = per_chunk[key[0]][key[1]]
-                if key in chosen or _same_text(sentence) in shown_texts:
+                if key in chosen:
                     continue
-                cost = len(self.tokenizer.tokenize(sentence)) + 1
+                cost = len(self.tokenizer.tokenize(per_chunk[key[0]][key[1]])) + 1
                 if used + cost > self.budget:
                     continue
                 chosen.add(key)
-                shown_texts.add(_same_text(sentence))
                 used += cost
             if used >= self.budget:
                 break
@@ -193,51 +186,17 @@ class SentenceSelector:
         # question best but answers nothing.
         shown = [units[k] for k in order if units[k][:2] in chosen]
         quote = next((u for u in shown if not is_question(u[2])), shown[0] if shown else None)
-        articles: dict[str, list[int]] = {}  # article -> its chunks' indexes, best-ranked article first
-        for c, node in enumerate(nodes):
-            articles.setdefault(_article_of(node), []).append(c)
         passages = []
-        for chunks in articles.values():
-            # Reading order: the chunk's position in its article, then the sentence's in the chunk.
-            picked = sorted((_position(nodes[c], c), c, i) for c in chunks for i in range(len(per_chunk[c]))
-                            if (c, i) in chosen)
+        for c, node in enumerate(nodes):
+            picked = sorted(i for cc, i in chosen if cc == c)
             if not picked:
                 continue
             parts, last = [], None
-            for position, c, i in picked:
-                if last is not None and not _follows(last, (position, c, i), per_chunk):
+            for i in picked:
+                if last is not None and i != last + 1:
                     parts.append("...")
                 parts.append(per_chunk[c][i])
-                last = (position, c, i)
-            first = min(c for _, c, _ in picked)  # the best-ranked chunk shown: the source's node
-            passages.append(Passage(node=nodes[first], text=" ".join(parts),
-                                    best_sentence=quote[2] if quote and quote[0] in chunks else None))
+                last = i
+            passages.append(Passage(node=node, text=" ".join(parts),
+                                    best_sentence=quote[2] if quote and c == quote[0] else None))
         return passages
-
-
-def _same_text(sentence: str) -> str:
-    return " ".join(sentence.split()).casefold()
-
-
-def _article_of(node: NodeWithScore) -> str:
-    return node.node.metadata.get("article_id") or node.node.ref_doc_id or node.node.node_id
-
-
-def _position(node: NodeWithScore, rank: int) -> int:
-    """The chunk's place in its article (from its id); its rank when the id does not say."""
-    position = chunk_position(node.node.node_id)
-    return position[1] if position else rank
-
-
-def _follows(before: tuple[int, int, int], after: tuple[int, int, int], per_chunk: list[list[str]]) -> bool:
-    """``after`` is the sentence right after ``before`` in the article: the next one of the same chunk,
-    or, in the next chunk, one that only the two chunks' overlap (sentences both hold) separates from
-    ``before``. Otherwise the shown text skips something, and says so with "..."."""
-    (p1, c1, i1), (p2, c2, i2) = before, after
-    if c1 == c2:
-        return i2 == i1 + 1
-    if p2 != p1 + 1:
-        return False
-    overlap = {_same_text(x) for x in per_chunk[c1]} & {_same_text(x) for x in per_chunk[c2]}
-    between = per_chunk[c1][i1 + 1:] + per_chunk[c2][:i2]
-    return all(_same_text(x) in overlap for x in between)

@@ -116,36 +116,3 @@ def test_only_the_best_sentences_by_words_and_rank_are_embedded():
     assert sorted(seen) == sorted([[QUESTION], [ANSWERING]])
     assert first.text == ANSWERING and first.best_sentence == ANSWERING
     assert second.text == unrelated  # the others still fill the budget
-
-
-def test_one_article_is_one_source_in_reading_order_with_overlapping_sentences_once():
-    # Two overlapping chunks of one article (the splitter repeats the boundary sentence in both),
-    # the later chunk ranked first, and a chunk of another article between them.
-    from assistant.chunking import chunk_id
-
-    intro = "Honda and Nissan signed a memorandum on Friday."
-    boundary = "The two carmakers want to cut the cost of electric vehicles."
-    later = "Sony is Honda's partner for the Afeela brand."
-    other = "Ferries run every hour in summer."
-
-    def chunk(article: str, position: int, text: str, score: float) -> NodeWithScore:
-        return NodeWithScore(node=TextNode(text=text, id_=chunk_id(article, position),
-                                           metadata={"article_id": article}), score=score)
-
-    ranked = [chunk("honda", 1, f"{boundary} {ANSWERING} {later}", 0.9), chunk("ferry", 0, other, 0.5),
-              chunk("honda", 0, f"{intro} {boundary}", 0.4)]
-    embed = embedding_model(Settings())
-    tokenizer = embed._model.tokenizer
-    selector = SentenceSelector(embed, tokenizer, budget_tokens=400, neighbours=0)
-    honda, ferry = selector.select(QUESTION, ranked)
-    assert honda.text == f"{intro} {boundary} {ANSWERING} {later}"  # once each, in the article's order
-    assert honda.node is ranked[0] and honda.best_sentence == ANSWERING
-    assert ferry.text == other
-    # The repeated sentence costs the budget once: exactly the four distinct sentences fit.
-    exact = sum(len(tokenizer.tokenize(s)) + 1 for s in (intro, boundary, ANSWERING, later))
-    [just] = SentenceSelector(embed, tokenizer, budget_tokens=exact, neighbours=0).select(QUESTION, [ranked[0], ranked[2]])
-    assert just.text == honda.text
-    # What the article skips between two shown sentences is marked.
-    [gap] = SentenceSelector(embed, tokenizer, budget_tokens=400, neighbours=0).select(
-        QUESTION, [chunk("honda", 3, ANSWERING, 0.9), chunk("honda", 0, intro, 0.4)])
-    assert gap.text == f"{intro} ... {ANSWERING}"
