@@ -163,9 +163,6 @@ class SentenceSelector:
         order = sorted(embedded, key=lambda k: scores[k], reverse=True) + rest
 
         chosen: set[tuple[int, int]] = set()
-        # A sentence is shown once: consecutive chunks of an article overlap, and wire copy repeats
-        # across sites; a second copy would only spend the budget.
-        shown_texts: set[str] = set()
         used = 0
         for rank, k in enumerate(order):
             c, i, _ = units[k]
@@ -174,14 +171,12 @@ class SentenceSelector:
                 wanted += [(c, j) for j in range(i - self.neighbours, i + self.neighbours + 1)
                            if j != i and 0 <= j < len(per_chunk[c])]
             for key in wanted:
-                sentence = per_chunk[key[0]][key[1]]
-                if key in chosen or _same_text(sentence) in shown_texts:
+                if key in chosen:
                     continue
-                cost = len(self.tokenizer.tokenize(sentence)) + 1
+                cost = len(self.tokenizer.tokenize(per_chunk[key[0]][key[1]])) + 1
                 if used + cost > self.budget:
                     continue
                 chosen.add(key)
-                shown_texts.add(_same_text(sentence))
                 used += cost
             if used >= self.budget:
                 break
@@ -205,7 +200,3 @@ class SentenceSelector:
             passages.append(Passage(node=node, text=" ".join(parts),
                                     best_sentence=quote[2] if quote and c == quote[0] else None))
         return passages
-
-
-def _same_text(sentence: str) -> str:
-    return " ".join(sentence.split()).casefold()

@@ -116,20 +116,3 @@ def test_only_the_best_sentences_by_words_and_rank_are_embedded():
     assert sorted(seen) == sorted([[QUESTION], [ANSWERING]])
     assert first.text == ANSWERING and first.best_sentence == ANSWERING
     assert second.text == unrelated  # the others still fill the budget
-
-
-def test_a_sentence_two_chunks_share_is_shown_once_and_costs_the_budget_once():
-    # Consecutive chunks of an article overlap: the splitter repeats the boundary sentence in both.
-    boundary = "The two carmakers want to cut the cost of electric vehicles."
-    later = "Sony is Honda's partner for the Afeela brand."
-    # Longer than the boundary sentence, and further from the question: the repeated copy comes first.
-    intro = "Honda and Nissan, two of Japan's largest carmakers, signed a memorandum of understanding in Tokyo on Friday."
-    ranked = [NodeWithScore(node=TextNode(text=f"{boundary} {ANSWERING} {later}", id_="a#1"), score=0.9),
-              NodeWithScore(node=TextNode(text=f"{intro} {boundary}", id_="a#0"), score=0.4)]
-    embed = embedding_model(Settings())
-    tokenizer = embed._model.tokenizer
-    exact = sum(len(tokenizer.tokenize(s)) + 1 for s in (intro, boundary, ANSWERING, later))
-    passages = SentenceSelector(embed, tokenizer, budget_tokens=exact, neighbours=0).select(QUESTION, ranked)
-    shown = " ".join(p.text for p in passages)
-    assert shown.count(boundary) == 1  # its second copy would have left no room for the intro
-    assert all(s in shown for s in (intro, ANSWERING, later))
