@@ -24,7 +24,7 @@ from assistant.settings import Settings
 
 from .common import REPO, RTQA_ARTICLES, fmt_metric, machine, publish
 from .eval_weeks import CACHE, development_set, split_answerable
-from .tune_retrieval import setting_grid
+from .tune_retrieval import setting_grid, with_overrides
 
 COLUMNS = ("answer_accuracy", "context_hit", "context_tokens", "citation_support", "refusal_answerable",
            "latency_p50_s", "latency_p95_s", "first_token_p50_s")
@@ -58,7 +58,7 @@ def main() -> int:
         label = "-".join(f"{k}={v}" for k, v in overrides.items())
         out = REPO / "eval-runs" / "tune-answers" / base.llm_model / slice_name / label
         shutil.rmtree(out, ignore_errors=True)
-        metrics = run_evaluation(base.model_copy(update=overrides), EvalOptions(
+        metrics = run_evaluation(with_overrides(base, overrides), EvalOptions(
             questions=subset, out=out, articles=RTQA_ARTICLES, per_week=True,
             cache_dir=CACHE, index_cache=CACHE / "indexes"))
         results = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -82,7 +82,7 @@ def development_weeks(questions: Path | None = None, weeks: int = 30, seed: int 
 def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> dict:
     records = []
     for week, week_settings in settings_by_week.items():
-        engine = NewsAssistant(week_settings.model_copy(update=overrides))
+        engine = NewsAssistant(with_overrides(week_settings, overrides))
         tokenizer = counting_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
             retrieval = engine.retrieve(q.question, as_of=q.date)
@@ -101,8 +101,17 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> 
     return out
 
 
+def with_overrides(settings: Settings, overrides: dict) -> Settings:
+    """``settings`` with the --set values, validated: model_copy(update=...) would take any value as
+    given ("false" as a truthy string, a misspelt name as a new attribute) and change nothing."""
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise SystemExit(f"unknown setting(s): {', '.join(unknown)}")
+    return Settings.model_validate({**settings.model_dump(), **overrides})
+
+
 def parse_value(text: str):
-    # Settings.model_copy(update=...) does not validate, so "false" must become False here, not a truthy string.
+    # Typed values for the tables and labels; with_overrides validates them against the settings.
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     for cast in (int, float):

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from assistant.articles import make_article
@@ -324,6 +325,16 @@ def test_benchmark_setting_grids_parse_booleans_and_numbers():
     assert [row["retry_declined"] for row in grid] == [False, False, True, True]
     assert Settings().model_copy(update=grid[0]).retry_declined is False
     assert setting_grid(["fusion=rrf", "vector_weight=0.25"])[1] == [{"fusion": "rrf", "vector_weight": 0.25}]
+    # Where the values are applied they are validated, whatever the parser made of them.
+    from benchmarks.tune_retrieval import with_overrides
+
+    base = Settings(context_budget_tokens=330)
+    assert with_overrides(base, {"retry_declined": "false"}).retry_declined is False
+    assert with_overrides(base, {"retry_declined": "false"}).context_budget_tokens == 330
+    with pytest.raises(ValidationError):
+        with_overrides(base, {"fusion": "best"})
+    with pytest.raises(SystemExit, match="unknown setting"):
+        with_overrides(base, {"retry_declinde": False})
 
 
 def test_a_damaged_fusion_model_is_a_one_line_error(tmp_path):
