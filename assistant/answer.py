@@ -26,7 +26,7 @@ from .chunking import counting_tokenizer
 from .context import SentenceSelector
 from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
-from .llm import build_llm, count_tokens, next_token_logprobs
+from .llm import build_llm, count_tokens, defuse_control_tokens, next_token_logprobs
 from .retrieval import NewsRetriever, RetrievalFilters
 from .settings import REFUSAL, Settings, env_name
 from .store import NewsStore
@@ -229,7 +229,8 @@ class NewsAssistant:
         history_text = "\n".join(f"Human: {q}\nAssistant: {strip_citations(a)}" for q, a in turns)
         with self._llm_lock:
             try:
-                rewritten = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text, question=question)
+                rewritten = self.llm.predict(CONDENSE_PROMPT, chat_history=defuse_control_tokens(history_text),
+                                             question=defuse_control_tokens(question))
             except Exception as exc:  # same one-line error as answering
                 raise AssistantError(f"the LLM backend '{self.settings.llm_backend}' failed ({type(exc).__name__}: {exc})") from exc
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"').strip() if rewritten.strip() else ""
@@ -340,9 +341,7 @@ class NewsAssistant:
 
     def _generate(self, retrieval: Retrieval, on_token, choices, template=None) -> tuple[str, dict[str, float]]:
         nodes = [NodeWithScore(node=TextNode(text=_source_block(s)), score=1.0) for s in retrieval.sources]
-        query = retrieval.question
-        if choices:
-            query = choice_query(query, choices)
+        query = choice_query(retrieval.question, choices) if choices else defuse_control_tokens(retrieval.question)
         synthesizer = get_response_synthesizer(
             llm=self.llm,
             text_qa_template=template or (CHOICE_PROMPT if choices else QA_PROMPT),
@@ -381,8 +380,9 @@ class NewsAssistant:
 
 
 def choice_query(question: str, choices: list[str]) -> str:
-    """The question with its choices lettered A, B, ... in the given order."""
-    return question + "\nChoices:\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
+    """The question with its choices lettered A, B, ... in the given order, as the model reads it."""
+    return defuse_control_tokens(
+        question + "\nChoices:\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices)))
 
 
 def restates_question(question: str, reply: str) -> bool:
@@ -427,7 +427,8 @@ def _citation(n: int, node: NodeWithScore, passage: str | None = None) -> Citati
 
 
 def _source_block(source: Citation) -> str:
+    """A numbered source as the model reads it (article text is data: see defuse_control_tokens)."""
     about = ", ".join(x for x in (source.site, source.published) if x)
-    return f"[{source.n}] {source.title}{f' ({about})' if about else ''}\n{source.text}"
+    return defuse_control_tokens(f"[{source.n}] {source.title}{f' ({about})' if about else ''}\n{source.text}")
 
 

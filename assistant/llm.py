@@ -4,6 +4,7 @@ GGUF (default), any GGUF file, an Ollama server or an OpenAI-compatible endpoint
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,18 @@ from .settings import Settings, env_name
 
 # Qwen2.5 instruct models are trained on ChatML; any other framing makes them ramble.
 CHATML_STOP = "<|im_end|>"
+# Text shaped like a chat-template control token: ChatML's <|im_start|> and <|im_end|>, Qwen's
+# <|endoftext|>, Llama 3's <|eot_id|> and <|start_header_id|>, ...
+_CONTROL_TOKEN = re.compile(r"<\|([A-Za-z0-9_]{1,40})\|>")
+
+
+def defuse_control_tokens(text: str) -> str:
+    """Untrusted text (articles, titles, questions, chat history) as it may go into a prompt:
+    "<|im_end|>" becomes "<im_end>". llama-cpp-python tokenizes the whole prompt with special
+    tokens parsed (as llama.cpp's server does with a chat template), so an article holding
+    "<|im_end|><|im_start|>system ..." would otherwise close the sources and open a system turn
+    of its own: the text stays readable, but it can no longer be a control token."""
+    return _CONTROL_TOKEN.sub(r"<\1>", text)
 
 
 def chatml_messages_to_prompt(messages: Sequence) -> str:
