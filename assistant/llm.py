@@ -24,9 +24,9 @@ _CONTROL_TOKEN = re.compile(r"<\|([A-Za-z0-9_]{1,40})\|>")
 def defuse_control_tokens(text: str) -> str:
     """Untrusted text (articles, titles, questions, chat history) as it may go into a prompt:
     "<|im_end|>" becomes "<im_end>". llama-cpp-python tokenizes the whole prompt with special
-    tokens parsed (as llama.cpp's server does with a chat template), so an article holding
-    "<|im_end|><|im_start|>system ..." would otherwise close the sources and open a system turn
-    of its own: the text stays readable, but it can no longer be a control token."""
+    tokens parsed, so an article holding "<|im_end|><|im_start|>system ..." would otherwise close
+    the sources and open a system turn of its own: the text stays readable, but it can no longer
+    be a control token. Done for every backend, since how a server tokenizes is not ours to know."""
     return _CONTROL_TOKEN.sub(r"<\1>", text)
 
 
