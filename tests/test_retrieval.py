@@ -326,10 +326,10 @@ def test_benchmark_setting_grids_parse_booleans_and_numbers():
     assert Settings().model_copy(update=grid[0]).retry_declined is False
     assert setting_grid(["fusion=rrf", "vector_weight=0.25"])[1] == [{"fusion": "rrf", "vector_weight": 0.25}]
     # Where the values are applied they are validated, whatever the parser made of them.
-    overridden = with_overrides(Settings(context_budget_tokens=330), {"retry_declined": "false"})
+    base = Settings(context_budget_tokens=330)
+    overridden = with_overrides(base, {"retry_declined": "false"})
     assert overridden.retry_declined is False
     assert overridden.context_budget_tokens == 330
-    base = Settings(context_budget_tokens=330)
     with pytest.raises(ValidationError):
         with_overrides(base, {"fusion": "best"})
     with pytest.raises(SystemExit, match="unknown setting"):
