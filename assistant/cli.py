@@ -1,4 +1,4 @@
-"""Command line: ``python -m assistant [--index DIR] {ingest,ask,stats} ...``."""
+"""Command line: ``python -m assistant [--index DIR] {ingest,ask,remove,stats,eval} ...``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .errors import AssistantError
 from .settings import Settings, env_name
+
+
+REMOVE_LISTED = 20
 
 
 def _date(value: str) -> dt.date:
@@ -57,8 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--keep-indexes", type=Path, metavar="DIR",
                     help="keep the temporary indexes in DIR and reuse them when the same articles come again")
 
+    remove = commands.add_parser(
+        "remove", help="remove articles from the index",
+        description="Remove the articles matching every criterion given: ids, published before a date, sites.",
+    )
+    remove.add_argument("ids", nargs="*", metavar="ARTICLE_ID", help="article ids (as `stats --articles` lists them)")
+    remove.add_argument("--before", type=_date, help="only articles published before this date")
+    remove.add_argument("--site", action="append", default=[], help="only articles from this site (repeatable)")
+    remove.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+
     stats = commands.add_parser("stats", help="what the index holds")
     stats.add_argument("--json", action="store_true")
+    stats.add_argument("--articles", action="store_true", help="list the articles (id, published, site, title)")
     return parser
 
 
@@ -144,10 +157,46 @@ def article_line(c) -> str:
     return f"{c.title or c.article_id}{f' ({about})' if about else ''}"
 
 
+def cmd_remove(settings: Settings, args) -> int:
+    from .store import ArticleSelection, NewsStore
+
+    store = NewsStore(settings)
+    selection = ArticleSelection(ids=tuple(args.ids), sites=tuple(args.site),
+                                 published_before=args.before.isoformat() if args.before else None)
+    chosen = store.select_articles(selection)
+    missing = sorted(set(args.ids) - {row["id"] for row in chosen})
+    if not chosen:
+        raise AssistantError("no article in the index matches"
+                             + (f" (ids not found: {', '.join(missing)})" if missing else "") + "; nothing removed")
+    for article_id in missing:
+        print(f"warning: no article '{article_id}' in the index matches", file=sys.stderr)
+    # A dry run lists everything (that is its point); a real removal names the first few.
+    shown = chosen if args.dry_run else chosen[:REMOVE_LISTED]
+    for row in shown:
+        print(f"{'would remove' if args.dry_run else 'removing'}: {row['id']}  {row['published'] or '-'}  {row['title']}")
+    if len(chosen) > len(shown):
+        print(f"... and {len(chosen) - len(shown)} more")
+    if args.dry_run:
+        print(f"{len(chosen)} articles would be removed")
+        return 0
+    chunks = store.remove([row["id"] for row in chosen])
+    print(f"removed {len(chosen)} articles ({chunks} chunks)")
+    return 0
+
+
 def cmd_stats(settings: Settings, args) -> int:
     from .store import NewsStore
 
-    stats = NewsStore(settings).stats()
+    store = NewsStore(settings)
+    if args.articles:
+        rows = store.articles()
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False))
+        else:
+            for row in rows:
+                print(f"{row['id']}\t{row['published'] or '-'}\t{row['site'] or '-'}\t{row['title']}")
+        return 0
+    stats = store.stats()
     if args.json:
         print(json.dumps(stats.as_dict()))
         return 0
@@ -183,7 +232,7 @@ def cmd_eval(settings: Settings, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "stats": cmd_stats, "eval": cmd_eval}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "remove": cmd_remove, "stats": cmd_stats, "eval": cmd_eval}
 
 
 def quiet_libraries() -> None:

@@ -23,6 +23,7 @@ DOCSTORE_FILE = "docstore.json"
 KEYWORD_DIR = "bm25"
 KEYWORD_META = "assistant-bm25.json"
 STATS_PAGE = 5000
+REMOVE_BATCH = 500
 
 
 @dataclass
@@ -42,6 +43,25 @@ class IngestReport:
     def summary(self) -> str:
         return (f"{self.articles_seen} articles: {self.added} new, {self.updated} changed, "
                 f"{self.unchanged} unchanged; {self.chunks_written} chunks embedded and written")
+
+
+@dataclass(frozen=True)
+class ArticleSelection:
+    """Which indexed articles to remove: those matching every criterion given."""
+
+    ids: tuple[str, ...] = ()
+    published_before: str | None = None  # YYYY-MM-DD; articles without a date never match
+    sites: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.ids or self.published_before or self.sites)
+
+    def matches(self, row: dict) -> bool:
+        if self.ids and row["id"] not in self.ids:
+            return False
+        if self.published_before and not (row["published"] and row["published"] < self.published_before):
+            return False
+        return not self.sites or row["site"] in self.sites
 
 
 @dataclass(frozen=True)
@@ -299,6 +319,37 @@ class NewsStore:
         tmp = self.docstore_path.with_suffix(".json.tmp")
         self.docstore.persist(str(tmp))
         os.replace(tmp, self.docstore_path)
+
+    # -- removal ---------------------------------------------------------------
+    def select_articles(self, selection: ArticleSelection) -> list[dict]:
+        """The indexed articles (rows as from ``articles``) that ``selection`` matches."""
+        if selection.is_empty():
+            raise AssistantError("say which articles to remove (ids, a date or a site)")
+        return [row for row in self.articles() if selection.matches(row)]
+
+    def remove(self, article_ids: list[str]) -> int:
+        """Delete these articles' chunks, hashes and keyword entries; returns the chunks deleted.
+
+        The docstore forgets an article before Chroma drops its chunks: if the process dies in
+        between, the chunks are still listed (so removing again finds them) and re-ingesting the
+        article replaces them (see ``_remove_uncommitted_chunks``). The other order would leave a
+        hash without chunks, and re-ingesting that article would be skipped as unchanged.
+        """
+        if not article_ids:
+            return 0
+        before = self.collection.count()
+        for article_id in article_ids:
+            self.docstore.delete_document(article_id, raise_error=False)
+        self._persist_docstore()
+        # One delete per batch of ids, not llama-index's one call per document (vector_store.delete),
+        # so pruning thousands of articles is a few calls.
+        for start in range(0, len(article_ids), REMOVE_BATCH):
+            self.collection.delete(where={"document_id": {"$in": list(article_ids[start:start + REMOVE_BATCH])}})
+        with self._keyword_lock:
+            self.refresh_keyword_index()
+            if self._keyword is None:  # the last article went: no keyword index to keep
+                shutil.rmtree(self.keyword_dir, ignore_errors=True)
+        return before - self.collection.count()
 
     # -- keyword index -------------------------------------------------------
     @property

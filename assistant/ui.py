@@ -4,7 +4,8 @@ Ask tab: streamed answers with follow-ups, numbered citations that link to a
 sources panel (title, site, date, link, the passage with the supporting words
 highlighted), date and site filters, example questions, a new-conversation
 button. Corpus tab: upload and ingest articles with a progress bar, index
-statistics, and the list of articles searchable by title. A named API endpoint
+statistics, the list of articles searchable by title, and removing an article
+(click its row, then "Remove from index"). A named API endpoint
 `ask` returns the same JSON object as `python -m assistant ask --json`.
 
 Every piece of article text or model output is HTML-escaped before it is shown:
@@ -28,6 +29,7 @@ from .citations import CITATION, Citation, citation_numbers
 from .errors import AssistantError
 from .retrieval import RetrievalFilters
 from .settings import Settings, env_name
+from .store import ArticleSelection
 from .text import content_words
 
 EXAMPLES = [
@@ -38,6 +40,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES | {".gz"})
 MAX_UPLOAD = "20mb"
 ARTICLE_ROWS = 200
+ARTICLE_ID_COLUMN = 4  # of the article table's rows: title, site, published, url, id
 
 # Clicking a citation mark scrolls the sources panel to that source and flashes it.
 HEAD = """
@@ -266,7 +269,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
 
     def article_rows(query: str = ""):
         query = (query or "").strip().lower()
-        rows = [[a["title"], a["site"], a["published"], a["url"]] for a in assistant.store.articles()
+        rows = [[a["title"], a["site"], a["published"], a["url"], a["id"]] for a in assistant.store.articles()
                 if query in a["title"].lower()]
         return rows[:ARTICLE_ROWS]
 
@@ -296,6 +299,29 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         lines += [f"- skipped {html.escape(str(p))}" for p in loader.problems + (report.problems if report else [])]
         return "\n".join(lines), stats_text(), article_rows(), site_choices()
 
+    def pick_article(evt) -> str:
+        row = evt.row_value or []
+        return row[ARTICLE_ID_COLUMN] if len(row) > ARTICLE_ID_COLUMN else ""
+
+    # Gradio hands the selection to a parameter annotated gr.SelectData; with postponed annotations
+    # and gradio imported here, not at module level, the annotation must be the class itself.
+    pick_article.__annotations__["evt"] = gr.SelectData
+
+    def remove_article(article_id: str, query: str):
+        article_id = (article_id or "").strip()
+        if not article_id:
+            return "Choose an article first (click its row).", stats_text(), article_rows(query), site_choices(), ""
+        try:
+            chosen = assistant.store.select_articles(ArticleSelection(ids=(article_id,)))
+            if not chosen:
+                return (f"Not in the index: {html.escape(article_id)}", stats_text(), article_rows(query),
+                        site_choices(), "")
+            chunks = assistant.store.remove([article_id])
+        except AssistantError as exc:
+            return f"Remove failed: {html.escape(str(exc))}", stats_text(), article_rows(query), site_choices(), article_id
+        status = f"Removed {html.escape(chosen[0]['title'])} ({chunks} chunks). Ingest its file again to restore it."
+        return status, stats_text(), article_rows(query), site_choices(), ""
+
     with gr.Blocks(title="News assistant") as app:
         pairs = gr.State([])
         gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
@@ -324,8 +350,13 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                     ingest_button = gr.Button("Ingest", variant="primary", elem_id="ingest-button")
                     ingest_status = gr.Markdown(elem_id="ingest-status")
             search = gr.Textbox(label="Search titles", elem_id="title-search")
-            articles = gr.Dataframe(headers=["title", "site", "published", "url"], datatype="str",
+            articles = gr.Dataframe(headers=["title", "site", "published", "url", "id"], datatype="str",
                                     interactive=False, elem_id="articles")
+            with gr.Row():
+                selected = gr.Textbox(label="Selected article id (click a row)", interactive=False,
+                                      elem_id="selected-article")
+                remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
+            remove_status = gr.Markdown(elem_id="remove-status")
 
         inputs = [question, chatbot, pairs, since, until, sites]
         outputs = [chatbot, sources, pairs, question]
@@ -334,6 +365,9 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         clear.click(new_conversation, None, outputs, api_visibility="private")
         ingest_button.click(ingest, files, [ingest_status, stats, articles, sites], api_visibility="private")
         search.change(article_rows, search, articles, api_visibility="private")
+        articles.select(pick_article, None, selected, api_visibility="private")
+        remove_button.click(remove_article, [selected, search], [remove_status, stats, articles, sites, selected],
+                            api_visibility="private")
         app.load(lambda: (stats_text(), article_rows(), site_choices()), None, [stats, articles, sites],
                  api_visibility="private")
         gr.api(ask_api, api_name="ask")

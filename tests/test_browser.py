@@ -199,3 +199,24 @@ def test_two_users_chat_at_once_without_mixing(browser, app_url):
     first.wait_for_function("() => document.querySelectorAll(\"#chat [data-testid='bot']\").length === 0",
                             timeout=10_000)
     assert second.locator("#chat [data-testid='bot']").count() == 1
+
+
+def test_remove_an_article_from_the_corpus_tab(browser, app_url, tmp_path):
+    article = tmp_path / "kites.md"
+    article.write_text("---\nid: kite-festival\ntitle: Kite festival cancelled\npublished: 2024-03-18\n---\n"
+                       "The Weymouth kite festival was cancelled because of storms.\n", encoding="utf-8")
+    page = browser.new_page()
+    page.goto(app_url)
+    upload(page, article)
+    page.get_by_role("tab", name="Corpus").click()
+    before = page.locator("#stats").inner_text()
+    page.locator("#title-search textarea").fill("Kite festival")
+    page.locator("#articles").get_by_text("Kite festival cancelled").click()
+    page.wait_for_function("() => document.querySelector('#selected-article textarea').value === 'kite-festival'",
+                           timeout=10_000)
+    page.locator("#remove-button").click()
+    page.locator("#remove-status").get_by_text("Removed Kite festival cancelled").wait_for(timeout=60_000)
+    assert page.locator("#articles").get_by_text("Kite festival cancelled").count() == 0
+    assert page.locator("#stats").inner_text() != before
+    assert page.locator("#selected-article textarea").input_value() == ""
+    page.close()

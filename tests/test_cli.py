@@ -131,3 +131,28 @@ def test_config_file_sets_the_index(seed_index, tmp_path):
     result = run_cli("stats", "--json", env={"ASSISTANT_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["articles"] == 1
+
+
+def test_remove_articles_by_id_or_date_after_a_dry_run(seed_index_copy, tmp_path):
+    extra = tmp_path / "gas.md"
+    extra.write_text("---\nid: gas-1\ntitle: Gas prices fall\nsite: news.example\npublished: 2023-05-01\n---\n"
+                     "Gas prices fell by ten cents this week, the motor club said.\n", encoding="utf-8")
+    index = str(seed_index_copy)
+    assert run_cli("--index", index, "ingest", str(extra), "--quiet").returncode == 0
+    listed = run_cli("--index", index, "stats", "--articles", "--json")
+    assert sorted(row["id"] for row in json.loads(listed.stdout)) == ["gas-1", "seed-nissan-honda-ev-partnership"]
+
+    dry = run_cli("--index", index, "remove", "--before", "2024-01-01", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove: gas-1" in dry.stdout and "seed-nissan" not in dry.stdout
+    assert stats_json(index)["articles"] == 2  # a dry run removes nothing
+
+    assert "say which articles" in one_line_error(run_cli("--index", index, "remove"))
+    assert "ids not found: nope" in one_line_error(run_cli("--index", index, "remove", "nope"))
+    assert "no article in the index matches" in one_line_error(
+        run_cli("--index", index, "remove", "gas-1", "--site", "other.example"))
+
+    removed = run_cli("--index", index, "remove", "gas-1", "nope")
+    assert removed.returncode == 0, removed.stderr
+    assert "removed 1 articles" in removed.stdout and "no article 'nope'" in removed.stderr
+    assert stats_json(index)["articles"] == 1  # what retrieval then finds: tests/test_store.py

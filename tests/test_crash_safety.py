@@ -121,3 +121,51 @@ def test_article_changed_after_a_kill_between_chroma_and_docstore_leaves_no_stal
     rerun.ingest([make_article(article_id="strike", title="Port strike", text="The strike ended on Friday.")],
                  show_progress=False)
     assert chunk_texts(settings.index_dir) == {"strike#0": "The strike ended on Friday."}
+
+
+class Killed(BaseException):
+    """Stands for the process dying at that point (nothing after it runs)."""
+
+
+def test_remove_killed_between_docstore_and_chroma_can_be_redone_or_undone(tmp_path):
+    """remove() forgets the article in the docstore first, then deletes its chunks. Dying in
+    between leaves chunks the docstore does not know: removing again finds and deletes them, and
+    ingesting the article again replaces them (never skipped as unchanged)."""
+    from assistant.articles import make_article
+
+    settings = Settings(index_dir=tmp_path / "index")
+    text = "\n\n".join(f"Paragraph {i} on the port strike in Gdansk. " + "Cranes stood idle all day. " * 12
+                       for i in range(4))
+    articles = [make_article(article_id="strike", title="Port strike", text=text),
+                make_article(article_id="fair", title="Book fair", text="The book fair opened in Leipzig.")]
+    store = NewsStore(settings, create=True)
+    store.ingest(articles, show_progress=False)
+    reference = chunk_texts(settings.index_dir)
+
+    def die(*args, **kwargs):
+        raise Killed()
+
+    store.collection.delete = die
+    try:
+        store.remove(["strike"])
+    except Killed:
+        pass
+    assert "strike" not in committed(settings.index_dir)
+
+    # Undo: ingesting the article again restores exactly the chunks it had.
+    report = NewsStore(settings).ingest(articles, show_progress=False)
+    assert (report.added, report.unchanged) == (1, 1)
+    assert chunk_texts(settings.index_dir) == reference
+
+    # Redo: after another such death, removing again finishes the job.
+    store = NewsStore(settings)
+    store.collection.delete = die
+    try:
+        store.remove(["strike"])
+    except Killed:
+        pass
+    store = NewsStore(settings)
+    assert {row["id"] for row in store.articles()} == {"strike", "fair"}  # its chunks are still there
+    assert store.remove(["strike"]) == len(reference) - 1
+    assert chunk_texts(settings.index_dir) == {"fair#0": reference["fair#0"]}
+    assert committed(settings.index_dir) == {"fair"}

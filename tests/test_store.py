@@ -13,9 +13,9 @@ from assistant.articles import ArticleLoader, make_article
 from assistant.chunking import article_to_document, embedder_id, embedding_model, embedder_window, make_splitter
 from assistant.errors import AssistantError
 from assistant.retrieval import NewsRetriever
-from assistant.store import NewsStore, chroma_client
+from assistant.store import ArticleSelection, NewsStore, chroma_client
 
-from .conftest import make_settings
+from .conftest import ingest_paths, make_settings
 
 
 class EmbeddingCounter(BaseEventHandler):
@@ -166,3 +166,69 @@ def test_vector_search_ef_is_set_on_new_and_on_older_collections(tmp_path):
                                site="a.com", published="2023-06-10")], show_progress=False)
     found = NewsRetriever(settings, store)._nearest("What happened to gas prices?", 5, None)
     assert [n.node.node_id for n in found] == ["g1#0"] and 0.3 < found[0].score <= 1.0  # a cosine, not an l2 distance
+
+
+def removal_corpus(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stories = [
+        ("zinc", "Zinc smelter closes", "metals.example", "2023-02-01",
+         "The Aurubis zinc smelter in Hamburg closed on Monday because power became too expensive."),
+        ("ferry", "Ferry strike ends", "ports.example", "2023-06-10",
+         "Ferry crews in Calais ended their strike after the operator raised wages by eight percent."),
+        ("orchard", "Apple harvest record", "metals.example", "2024-01-20",
+         "Orchards in Washington state picked a record apple harvest of 150 million boxes."),
+        ("undated", "Undated note", "metals.example", "",
+         "A note without a date about copper cables and their thieves."),
+    ]
+    for article_id, title, site, published, text in stories:
+        date_line = f"published: {published}\n" if published else ""
+        (folder / f"{article_id}.md").write_text(
+            f"---\nid: {article_id}\ntitle: {title}\nsite: {site}\n{date_line}---\n{text}\n", encoding="utf-8")
+
+
+def test_removed_articles_leave_both_searches_and_come_back_when_ingested_again(tmp_path):
+    corpus = tmp_path / "corpus"
+    removal_corpus(corpus)
+    settings = make_settings(tmp_path / "index")
+    store = ingest_paths(settings, [corpus])
+    retriever = NewsRetriever(settings, store)
+    question = "Why did the zinc smelter in Hamburg close?"
+    assert retriever.retrieve(question).nodes[0].node.metadata["article_id"] == "zinc"
+    assert store.keyword_index().search("zinc smelter Hamburg", top_k=10)[0].node.metadata["article_id"] == "zinc"
+
+    assert store.remove(["zinc"]) == 1
+    # Another process sees the same: no chunk, no hash, no keyword entry, not listed.
+    store = NewsStore(settings)
+    assert "zinc" not in chunk_ids_by_article(store)
+    assert store.docstore.get_document_hash("zinc") is None
+    assert [r["id"] for r in store.articles()] == ["orchard", "ferry", "undated"]
+    assert store.keyword_index().chunk_count == store.chunk_count() == 3
+    assert all(n.node.metadata["article_id"] != "zinc" for n in store.keyword_index().search("zinc smelter Hamburg", 10))
+    found = NewsRetriever(settings, store).retrieve(question).nodes
+    assert found and all(n.node.metadata["article_id"] != "zinc" for n in found)
+
+    # The file ingested again is new to the index, and the others are untouched.
+    report = store.ingest(list(ArticleLoader().load([corpus])), show_progress=False)
+    assert (report.added, report.unchanged, report.updated) == (1, 3, 0)
+    assert NewsRetriever(settings, store).retrieve(question).nodes[0].node.metadata["article_id"] == "zinc"
+
+    # Criteria combine: before a date AND from a site; an undated article is never "before".
+    chosen = store.select_articles(ArticleSelection(published_before="2024-01-01", sites=("metals.example",)))
+    assert [r["id"] for r in chosen] == ["zinc"]
+    chosen = store.select_articles(ArticleSelection(published_before="2030-01-01"))
+    assert sorted(r["id"] for r in chosen) == ["ferry", "orchard", "zinc"]
+    with pytest.raises(AssistantError, match="which articles"):
+        store.select_articles(ArticleSelection())
+
+
+def test_removing_every_article_leaves_an_empty_index_that_ingest_refills(tmp_path):
+    corpus = tmp_path / "corpus"
+    removal_corpus(corpus)
+    settings = make_settings(tmp_path / "index")
+    store = ingest_paths(settings, [corpus])
+    store.remove([r["id"] for r in store.articles()])
+    store = NewsStore(settings)
+    assert (store.stats().articles, store.chunk_count()) == (0, 0)
+    assert store.keyword_index() is None and not store.keyword_dir.exists()
+    report = store.ingest(list(ArticleLoader().load([corpus])), show_progress=False)
+    assert report.added == 4 and store.keyword_index().chunk_count == store.chunk_count() == 4
