@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .articles import Article, LoadProblem
-from .chunking import article_to_document, embedder_id, embedding_model, make_splitter
+from .chunking import article_to_document, chunk_id, embedder_id, embedding_model, make_splitter
 from .errors import AssistantError
 from .settings import Settings, env_name
 
@@ -272,6 +272,7 @@ class NewsStore:
         with tqdm(total=len(documents), unit="article", desc="ingest", disable=not show_progress) as bar:
             for start in range(0, len(documents), batch_size):
                 batch = documents[start:start + batch_size]
+                self._forget_vanished_articles(batch)
                 for doc in batch:
                     known = self.docstore.get_document_hash(doc.id_)
                     if known is None:
@@ -300,6 +301,20 @@ class NewsStore:
         unknown = [doc.id_ for doc in batch if self.docstore.get_document_hash(doc.id_) is None]
         if unknown:
             self.collection.delete(where={"document_id": {"$in": unknown}})
+
+    def _forget_vanished_articles(self, batch) -> None:
+        """Forget the hashes of articles whose chunks are no longer in Chroma, so they are written
+        again instead of skipped as unchanged: removed through another client of a shared Chroma
+        server (each client keeps its own docstore), or a store restored without its docstore."""
+        known = [doc.id_ for doc in batch if self.docstore.get_document_hash(doc.id_) is not None]
+        if not known:
+            return
+        # Every written article has a first chunk; looking ids up is cheaper than a metadata filter.
+        first_chunks = {chunk_id(article_id, 0): article_id for article_id in known}
+        present = set(self.collection.get(ids=list(first_chunks), include=[])["ids"])
+        for first_chunk, article_id in first_chunks.items():
+            if first_chunk not in present:
+                self.docstore.delete_document(article_id, raise_error=False)
 
     @staticmethod
     def _unique_documents(articles: Iterable[Article], report: IngestReport):

@@ -87,3 +87,13 @@ def test_cli_against_the_server_from_a_config_file(chroma_server, tmp_path):
     assert run_cli("ingest", str(CORPUS), "--quiet", env=env).returncode == 0
     stats = json.loads(run_cli("stats", "--json", env=env).stdout)
     assert stats["articles"] == 1 and str(REPO) not in stats["location"]
+
+    # A colleague on the same server (own local folder, so own docstore) removes the article; this
+    # client's docstore still has its hash, yet ingesting it again writes it back, not "unchanged".
+    colleague = {"ASSISTANT_CONFIG": str(config), "ASSISTANT_INDEX_DIR": str(tmp_path / "colleague")}
+    removed = run_cli("remove", "seed-nissan-honda-ev-partnership", env=colleague)
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(run_cli("stats", "--json", env=env).stdout)["articles"] == 0
+    again = run_cli("ingest", str(CORPUS), "--quiet", env=env)
+    assert "1 new" in again.stdout, again.stdout + again.stderr
+    assert json.loads(run_cli("stats", "--json", env=env).stdout)["articles"] == 1
