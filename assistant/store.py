@@ -135,11 +135,12 @@ class KeywordIndex:
     vector search can be handed the ids a filter keeps (see ``ids_where``).
     """
 
-    def __init__(self, retriever, chunk_count: int):
+    def __init__(self, retriever, chunk_count: int, stamp: tuple | None = None):
         import numpy as np
 
         self.retriever = retriever
         self.chunk_count = chunk_count
+        self.stamp = stamp  # of the persisted copy this is (see ``persisted_stamp``)
         corpus = retriever.corpus
         self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
         self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
@@ -150,6 +151,8 @@ class KeywordIndex:
         from llama_index.retrievers.bm25 import BM25Retriever
 
         if not nodes:
+            if folder is not None:  # an empty store has no keyword index; drop the last one's
+                shutil.rmtree(folder, ignore_errors=True)
             return None
         retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10)
         # A freshly built bm25s index does not hold the corpus (a loaded one does); searches
@@ -164,7 +167,17 @@ class KeywordIndex:
             (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count}), encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)  # readers see the old index or the new one, never half
+            index.stamp = cls.persisted_stamp(folder)
         return index
+
+    @staticmethod
+    def persisted_stamp(folder: Path) -> tuple | None:
+        """Identifies one persisted build (a new build is a new file), None if there is none."""
+        try:
+            info = (folder / KEYWORD_META).stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
 
     @classmethod
     def load(cls, folder: Path):
@@ -173,8 +186,9 @@ class KeywordIndex:
         meta = folder / KEYWORD_META
         if not meta.exists():
             return None
+        stamp = cls.persisted_stamp(folder)
         chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
-        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count)
+        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count, stamp)
 
     def ids_where(self, mask) -> list[str]:
         """The chunk ids a 0/1 mask (as from ``RetrievalFilters.keyword_mask``) keeps."""
@@ -362,8 +376,6 @@ class NewsStore:
             self.collection.delete(where={"document_id": {"$in": list(article_ids[start:start + REMOVE_BATCH])}})
         with self._keyword_lock:
             self.refresh_keyword_index()
-            if self._keyword is None:  # the last article went: no keyword index to keep
-                shutil.rmtree(self.keyword_dir, ignore_errors=True)
         return before - self.collection.count()
 
     # -- keyword index -------------------------------------------------------
@@ -375,9 +387,13 @@ class NewsStore:
         return self.settings.index_dir / name
 
     def keyword_index(self) -> KeywordIndex | None:
-        """The BM25 index, loaded once, rebuilt if Chroma's chunk count moved since it was built."""
+        """The BM25 index: loaded once, loaded again when another process saved a new build (an
+        ingest or a removal from the command line while the chat runs, even one that left the
+        chunk count as it was), rebuilt if Chroma's chunk count moved since it was built (with a
+        shared Chroma server, what other clients changed)."""
         with self._keyword_lock:
-            if self._keyword is None and self.keyword_dir.exists():
+            on_disk = KeywordIndex.persisted_stamp(self.keyword_dir)
+            if on_disk is not None and (self._keyword is None or self._keyword.stamp != on_disk):
                 self._keyword = KeywordIndex.load(self.keyword_dir)
             if self._keyword is None or self._keyword.chunk_count != self.collection.count():
                 self.refresh_keyword_index()

@@ -232,3 +232,21 @@ def test_removing_every_article_leaves_an_empty_index_that_ingest_refills(tmp_pa
     assert store.keyword_index() is None and not store.keyword_dir.exists()
     report = store.ingest(list(ArticleLoader().load([corpus])), show_progress=False)
     assert report.added == 4 and store.keyword_index().chunk_count == store.chunk_count() == 4
+
+
+def test_keyword_index_follows_another_process_even_when_the_chunk_count_stays(tmp_path):
+    """The chat app keeps its BM25 index loaded; an ingest from the command line that corrects an
+    article (same number of chunks) must reach its keyword search, not only its vector search."""
+    settings = make_settings(tmp_path / "index")
+    original = [make_article(text="Gas is cheaper in Ohio this week.", title="Gas", article_id="gas", published="2023-03-05"),
+                make_article(text="Oil rose on Monday.", title="Oil", article_id="oil", published="2023-03-06")]
+    NewsStore(settings, create=True).ingest(original, show_progress=False)
+    chat = NewsStore(settings)
+    assert chat.keyword_index().search("cheaper Ohio", 5)[0].node.node_id == "gas#0"
+
+    corrected = make_article(text="Gas is dearer in Utah this week.", title="Gas", article_id="gas", published="2023-03-05")
+    NewsStore(settings).ingest([corrected], show_progress=False)  # "another process"
+    assert chat.chunk_count() == 2  # the count alone would not tell
+    hits = chat.keyword_index().search("dearer Utah", 5)
+    assert hits and hits[0].node.node_id == "gas#0" and "Utah" in hits[0].node.get_content()
+    assert not chat.keyword_index().search("cheaper Ohio", 5)
