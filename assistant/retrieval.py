@@ -101,7 +101,15 @@ class NewsRetriever:
         self.settings = settings
         self.store = store
         self.embed_model = embedding_model(settings)
-        self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
+        self._index: VectorStoreIndex | None = None
+
+    @property
+    def index(self) -> VectorStoreIndex:
+        """llama-index's view of the store's Chroma collection, made again when the store reopened it."""
+        vector_store = self.store.vector_store
+        if self._index is None or self._index.vector_store is not vector_store:
+            self._index = VectorStoreIndex.from_vector_store(vector_store, embed_model=self.embed_model)
+        return self._index
 
     def warm_up(self) -> None:
         """Search once, unfiltered and filtered, so that the first question does not pay for
@@ -127,6 +135,7 @@ class NewsRetriever:
     ) -> Candidates:
         """Each retriever's own ranking under the filters and the as-of limit, before fusion."""
         s = self.settings
+        self.store.sync()  # another process may have ingested or removed articles since the last question
         filters = filters or RetrievalFilters()
         asked_filters = filters
         if as_of is not None:

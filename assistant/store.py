@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -20,10 +21,13 @@ from .settings import Settings, env_name
 
 CHROMA_FILE = "chroma.sqlite3"
 DOCSTORE_FILE = "docstore.json"
+WRITE_LOCK_FILE = ".write.lock"
 KEYWORD_DIR = "bm25"
 KEYWORD_META = "assistant-bm25.json"
 STATS_PAGE = 5000
 REMOVE_BATCH = 500
+# Keyword index builds (persisted stamps) written by this process: not a sign of another process.
+_BUILDS_WRITTEN_HERE: set = set()
 
 
 @dataclass
@@ -211,9 +215,6 @@ class NewsStore:
     """Chroma collection + docstore for one index, and ingestion into them."""
 
     def __init__(self, settings: Settings, create: bool = False):
-        from llama_index.core.storage.docstore import SimpleDocumentStore
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
         self.settings = settings
         self.client = chroma_client(settings, create=create)
         if not create:
@@ -223,46 +224,107 @@ class NewsStore:
                     f"the index holds no collection '{settings.collection}'; "
                     "build it with `python -m assistant ingest corpus/`"
                 )
+        self._open_collection()
+        self._keyword: KeywordIndex | None = None
+        self._keyword_lock = threading.RLock()
+        self.docstore_path = settings.index_dir / DOCSTORE_FILE
+        self.docstore = self._load_docstore()
+        # The keyword index build this store last saw: a different one on disk means another
+        # process changed the index (see ``sync``).
+        self._seen_build = KeywordIndex.persisted_stamp(self.keyword_dir)
+        self._retired_systems: list = []
+
+    def _open_collection(self) -> None:
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        settings = self.settings
         # The embedder is recorded with the collection: question vectors from another
         # embedder (fp32 vs int8, another model) would be compared with these silently.
         embedder = embedder_id(settings)
         # The space goes in the configuration with ef_search: given a configuration, Chroma ignores
         # the older "hnsw:space" metadata and would build an l2 index.
-        self.collection = self.client.get_or_create_collection(
+        collection = self.client.get_or_create_collection(
             settings.collection, metadata={"embedder": embedder, "embed_backend": settings.embed_backend},
             configuration={"hnsw": {"space": "cosine", "ef_search": settings.vector_search_ef}},
         )
-        built_with = (self.collection.metadata or {}).get("embedder")
+        built_with = (collection.metadata or {}).get("embedder")
         if built_with and built_with != embedder:
             raise AssistantError(
                 f"the index in {self._where()} was embedded with {built_with} "
-                f"(embed_backend={self.collection.metadata.get('embed_backend')}), not {embedder} "
+                f"(embed_backend={collection.metadata.get('embed_backend')}), not {embedder} "
                 f"(embed_backend={settings.embed_backend}); use those settings, or rebuild the index"
             )
         # An existing collection keeps the configuration it was made with; ef_search is the one
         # part Chroma lets change afterwards, changed only on a collection this
         # embedder may use (indexes built before the setting existed have 100).
-        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        hnsw = (collection.configuration or {}).get("hnsw") or {}
         if hnsw.get("ef_search") != settings.vector_search_ef:
-            self.collection.modify(configuration={"hnsw": {"ef_search": settings.vector_search_ef}})
-        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
-        self._keyword: KeywordIndex | None = None
-        self._keyword_lock = threading.RLock()
-        self.docstore_path = settings.index_dir / DOCSTORE_FILE
-        if self.docstore_path.exists():
-            try:
-                self.docstore = SimpleDocumentStore.from_persist_path(str(self.docstore_path))
-            except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-                raise AssistantError(
-                    f"{self.docstore_path} is damaged ({type(exc).__name__}: {exc}); restore it, or move it "
-                    "away and ingest again (chunks already in Chroma are replaced, not duplicated)"
-                ) from exc
-        else:
-            self.docstore = SimpleDocumentStore()
+            collection.modify(configuration={"hnsw": {"ef_search": settings.vector_search_ef}})
+        # Searches read these two attributes once each, so swapping them (``sync``) is safe.
+        self.collection = collection
+        self.vector_store = ChromaVectorStore(chroma_collection=collection)
+
+    def _load_docstore(self):
+        from llama_index.core.storage.docstore import SimpleDocumentStore
+
+        if not self.docstore_path.exists():
+            return SimpleDocumentStore()
+        try:
+            return SimpleDocumentStore.from_persist_path(str(self.docstore_path))
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise AssistantError(
+                f"{self.docstore_path} is damaged ({type(exc).__name__}: {exc}); restore it, or move it "
+                "away and ingest again (chunks already in Chroma are replaced, not duplicated)"
+            ) from exc
+
+    def sync(self) -> bool:
+        """Catch up with what another process wrote into this (embedded) index since we opened it,
+        e.g. an ``ingest`` or ``remove`` from the command line while the chat app runs; True if it did.
+
+        Chroma keeps one System per folder and process, with the vector index in memory, and never
+        reloads it: another process's chunks stay invisible to this one's vector search, and its
+        deletions can leave ids Chroma no longer holds (chroma-core/chroma#2399, #3792). Every
+        change to an index ends with a new keyword index build on disk, so a build this process did
+        not write is the signal: the System is retired and the folder opened afresh. Retired
+        Systems are stopped at the next reopen, when searches that were using them are long done.
+        Checking costs one stat() per question."""
+        if self.settings.server_mode:
+            return False  # a server's clients always see its current state
+        with self._keyword_lock:
+            build = KeywordIndex.persisted_stamp(self.keyword_dir)
+            if build == self._seen_build or build in _BUILDS_WRITTEN_HERE:
+                # Unchanged, or changed by another store of this process: it shares our System.
+                self._seen_build = build
+                return False
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            # Chroma has no public way to reload a folder; dropping its cached System (keyed by
+            # the folder) makes the next client build a new one from disk. Private names, so
+            # checked: under a Chroma without them the view stays as it was (tests/test_store.py
+            # fails on the pinned version if they go).
+            systems = getattr(SharedSystemClient, "_identifier_to_system", None)
+            folder_key = getattr(self.client, "_identifier", None)
+            if not isinstance(systems, dict) or folder_key is None:
+                self._seen_build = build
+                return False
+            for system in self._retired_systems:
+                system.stop()
+            retired = systems.pop(folder_key, None)
+            self._retired_systems = [retired] if retired is not None else []
+            self.client = chroma_client(self.settings, create=False)
+            self._open_collection()
+            self.docstore = self._load_docstore()
+            self._seen_build = build
+            return True
 
     # -- ingestion ---------------------------------------------------------
     def ingest(self, articles: Iterable[Article], show_progress: bool = True) -> IngestReport:
         """Chunk, embed and write articles; unchanged ones are skipped, changed ones replaced."""
+        with self._only_writer():
+            self.sync()  # write on top of what other processes wrote, not on a stale view of it
+            return self._ingest(articles, show_progress)
+
+    def _ingest(self, articles: Iterable[Article], show_progress: bool) -> IngestReport:
         from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
         from tqdm import tqdm
 
@@ -316,6 +378,29 @@ class NewsStore:
         if unknown:
             self.collection.delete(where={"document_id": {"$in": unknown}})
 
+    @contextmanager
+    def _only_writer(self):
+        """One ingest or removal per index at a time, across processes: Chroma's embedded store is
+        not safe for two writers, and the docstore and keyword index files would end as whichever
+        wrote last. A second writer gets a one-line error rather than a damaged index."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one writer at a time is then up to the user
+            yield
+            return
+        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.index_dir / WRITE_LOCK_FILE, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AssistantError(
+                    f"another ingest or removal is writing to {self.settings.index_dir.resolve()}; "
+                    "try again when it has finished") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _forget_vanished_articles(self, batch) -> None:
         """Forget the hashes of articles whose chunks are no longer in Chroma, so they are written
         again instead of skipped as unchanged: removed through another client of a shared Chroma
@@ -354,6 +439,7 @@ class NewsStore:
         """The indexed articles (rows as from ``articles``) that ``selection`` matches."""
         if selection.is_empty():
             raise AssistantError("say which articles to remove (ids, a date or a site)")
+        self.sync()
         return [row for row in self.articles() if selection.matches(row)]
 
     def remove(self, article_ids: list[str]) -> int:
@@ -366,6 +452,11 @@ class NewsStore:
         """
         if not article_ids:
             return 0
+        with self._only_writer():
+            self.sync()
+            return self._remove(article_ids)
+
+    def _remove(self, article_ids: list[str]) -> int:
         before = self.collection.count()
         for article_id in article_ids:
             self.docstore.delete_document(article_id, raise_error=False)
@@ -400,7 +491,11 @@ class NewsStore:
             return self._keyword
 
     def refresh_keyword_index(self) -> None:
-        self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir)
+        with self._keyword_lock:
+            self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir)
+            self._seen_build = KeywordIndex.persisted_stamp(self.keyword_dir)
+            if self._seen_build is not None:
+                _BUILDS_WRITTEN_HERE.add(self._seen_build)
 
     def chunks(self, ids: list[str]) -> dict:
         """The stored chunks (nodes with text and metadata) among ``ids``, in one Chroma read."""

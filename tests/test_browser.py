@@ -211,7 +211,12 @@ def test_remove_an_article_from_the_corpus_tab(browser, app_url, tmp_path):
     page.get_by_role("tab", name="Corpus").click()
     before = page.locator("#stats").inner_text()
     page.locator("#title-search textarea").fill("Kite festival")
-    page.locator("#articles").get_by_text("Kite festival cancelled").click()
+    # Click only once the search has narrowed the table to this row (it re-renders meanwhile).
+    page.wait_for_function("""() => { const first = document.querySelector("#articles [data-testid='cell-0-0']");
+                                      return first && first.innerText.includes('Kite festival cancelled')
+                                             && !document.querySelector("#articles [data-testid='cell-1-0']"); }""",
+                           timeout=10_000)
+    page.locator("#articles [data-testid='cell-0-0']").click()
     page.wait_for_function("() => document.querySelector('#selected-article textarea').value === 'kite-festival'",
                            timeout=10_000)
     page.locator("#remove-button").click()

@@ -13,7 +13,7 @@ from assistant.articles import ArticleLoader, make_article
 from assistant.chunking import article_to_document, embedder_id, embedding_model, embedder_window, make_splitter
 from assistant.errors import AssistantError
 from assistant.retrieval import NewsRetriever
-from assistant.store import ArticleSelection, NewsStore, chroma_client
+from assistant.store import WRITE_LOCK_FILE, ArticleSelection, NewsStore, chroma_client
 
 from .conftest import ingest_paths, make_settings
 
@@ -250,3 +250,52 @@ def test_keyword_index_follows_another_process_even_when_the_chunk_count_stays(t
     hits = chat.keyword_index().search("dearer Utah", 5)
     assert hits and hits[0].node.node_id == "gas#0" and "Utah" in hits[0].node.get_content()
     assert not chat.keyword_index().search("cheaper Ohio", 5)
+
+
+def test_a_running_app_sees_what_the_command_line_ingests_and_removes(tmp_path):
+    """Chroma's embedded store keeps its vector index in memory per process and never reloads it;
+    the running store must notice another process's ingest and removal and search what is on disk."""
+    from .test_cli import run_cli
+
+    settings = make_settings(tmp_path / "index")
+    NewsStore(settings, create=True).ingest(
+        [make_article(text="Oil rose on Monday in London trading.", title="Oil", article_id="oil", published="2023-03-06")],
+        show_progress=False)
+    app_store = NewsStore(settings)
+    retriever = NewsRetriever(settings, app_store)
+    question = "Which animal escaped from the Seoul zoo?"
+    assert [n.node.node_id for n in retriever.candidates(question).vector] == ["oil#0"]
+
+    article = tmp_path / "zebra.md"
+    article.write_text("---\nid: zebra\ntitle: Zebra escapes\npublished: 2023-03-07\n---\n"
+                       "A zebra escaped from the Seoul zoo and ran through the streets.\n", encoding="utf-8")
+    assert run_cli("--index", str(settings.index_dir), "ingest", str(article), "--quiet").returncode == 0
+    found = retriever.candidates(question)
+    assert [n.node.node_id for n in found.vector][0] == "zebra#0"  # the vector search, not only BM25
+    assert app_store.docstore.get_document_hash("zebra") is not None  # and the docstore it would write
+
+    assert run_cli("--index", str(settings.index_dir), "remove", "zebra").returncode == 0
+    assert [n.node.node_id for n in retriever.candidates(question).vector] == ["oil#0"]
+    assert [n.node.node_id for n in retriever.retrieve(question).nodes] == ["oil#0"]
+
+
+def test_a_second_writer_gets_a_one_line_error_and_the_index_stays_whole(seed_index_copy, tmp_path):
+    """Two ingests (or an ingest and a removal) on one embedded index at once would both write
+    Chroma, the docstore and the keyword index; the second is refused until the first is done."""
+    import fcntl
+    import json
+
+    from .test_cli import one_line_error, run_cli
+
+    article = tmp_path / "zebra.md"
+    article.write_text("---\nid: zebra\ntitle: Zebra escapes\n---\nA zebra escaped from the Seoul zoo.\n", encoding="utf-8")
+    before = json.loads(run_cli("--index", str(seed_index_copy), "stats", "--json").stdout)
+    with open(seed_index_copy / WRITE_LOCK_FILE, "w") as held:  # a writer at work in another process
+        fcntl.flock(held, fcntl.LOCK_EX)
+        error = one_line_error(run_cli("--index", str(seed_index_copy), "ingest", str(article), "--quiet"))
+        assert "another ingest or removal is writing to" in error
+        assert "another ingest or removal" in one_line_error(
+            run_cli("--index", str(seed_index_copy), "remove", "seed-nissan-honda-ev-partnership"))
+        assert json.loads(run_cli("--index", str(seed_index_copy), "stats", "--json").stdout) == before
+    done = run_cli("--index", str(seed_index_copy), "ingest", str(article), "--quiet")  # the first one finished
+    assert done.returncode == 0 and "1 new" in done.stdout, done.stderr
