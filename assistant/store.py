@@ -388,8 +388,12 @@ class NewsStore:
         except ImportError:  # no flock (Windows): one writer at a time is then up to the user
             yield
             return
-        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.settings.index_dir / WRITE_LOCK_FILE, "w") as handle:
+        try:
+            self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.settings.index_dir / WRITE_LOCK_FILE, "w")
+        except OSError as exc:
+            raise AssistantError(f"cannot write to the index folder {self.settings.index_dir} ({exc.strerror})") from exc
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -299,3 +299,13 @@ def test_a_second_writer_gets_a_one_line_error_and_the_index_stays_whole(seed_in
         assert json.loads(run_cli("--index", str(seed_index_copy), "stats", "--json").stdout) == before
     done = run_cli("--index", str(seed_index_copy), "ingest", str(article), "--quiet")  # the first one finished
     assert done.returncode == 0 and "1 new" in done.stdout, done.stderr
+
+
+def test_an_index_folder_that_cannot_be_written_is_a_one_line_error(seed_index_copy, tmp_path):
+    from .test_cli import one_line_error, run_cli
+
+    (seed_index_copy / WRITE_LOCK_FILE).mkdir()  # stands for a folder this user may not write into
+    article = tmp_path / "zebra.md"
+    article.write_text("---\nid: zebra\ntitle: Zebra escapes\n---\nA zebra escaped from the Seoul zoo.\n", encoding="utf-8")
+    error = one_line_error(run_cli("--index", str(seed_index_copy), "ingest", str(article), "--quiet"))
+    assert "cannot write to the index folder" in error
