@@ -304,7 +304,9 @@ def test_a_second_writer_gets_a_one_line_error_and_the_index_stays_whole(seed_in
 def test_an_index_folder_that_cannot_be_written_is_a_one_line_error(seed_index_copy, tmp_path):
     from .test_cli import one_line_error, run_cli
 
-    (seed_index_copy / WRITE_LOCK_FILE).mkdir()  # stands for a folder this user may not write into
+    lock = seed_index_copy / WRITE_LOCK_FILE
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # unopenable, as in a folder this user may not write into
     article = tmp_path / "zebra.md"
     article.write_text("---\nid: zebra\ntitle: Zebra escapes\n---\nA zebra escaped from the Seoul zoo.\n", encoding="utf-8")
     error = one_line_error(run_cli("--index", str(seed_index_copy), "ingest", str(article), "--quiet"))
