@@ -161,32 +161,42 @@ def _markdown_meta(c: Citation) -> str:
 
 
 # -- asking -------------------------------------------------------------------------
-def parse_filters(since: str | None, until: str | None, sites) -> RetrievalFilters:
-    def day(value) -> dt.date | None:
-        value = (value or "").strip() if isinstance(value, str) else value
-        if not value:
-            return None
-        if isinstance(value, (int, float)):
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc).date()
-        try:
-            return dt.date.fromisoformat(str(value)[:10])
-        except ValueError:
-            raise AssistantError(f"'{value}' is not a date (YYYY-MM-DD)") from None
+def _day(value) -> dt.date | None:
+    value = (value or "").strip() if isinstance(value, str) else value
+    if not value:
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).date()
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise AssistantError(f"'{value}' is not a date (YYYY-MM-DD)") from None
 
+
+def parse_as_of(value) -> dt.date:
+    """The day a question is asked: as given, else today (taken per question: the app runs for days).
+    As on the command line, later articles are left out and recent ones preferred."""
+    return _day(value) or dt.date.today()
+
+
+def parse_filters(since: str | None, until: str | None, sites) -> RetrievalFilters:
     if isinstance(sites, str):
         sites = [s.strip() for s in sites.split(",")]
-    return RetrievalFilters(since=day(since), until=day(until), sites=tuple(s for s in sites or [] if s))
+    return RetrievalFilters(since=_day(since), until=_day(until), sites=tuple(s for s in sites or [] if s))
 
 
 def stream_answer(assistant: NewsAssistant, question: str, history: list[tuple[str, str]] | None = None,
-                  filters: RetrievalFilters | None = None) -> Iterator[str | Answer]:
-    """Yields the answer text as it is generated, then the final ``Answer`` (or an error string)."""
+                  filters: RetrievalFilters | None = None, as_of: dt.date | None = None) -> Iterator[str | Answer]:
+    """Yields the answer text as it is generated, then the final ``Answer`` (or an error string).
+    ``as_of`` defaults to today, as ``ask --as-of`` does."""
     tokens: queue.Queue = queue.Queue()
     result: dict = {}
+    as_of = as_of or dt.date.today()
 
     def work():
         try:
-            result["answer"] = assistant.ask(question, filters=filters, on_token=tokens.put, history=history)
+            result["answer"] = assistant.ask(question, filters=filters, as_of=as_of, on_token=tokens.put,
+                                             history=history)
         except AssistantError as exc:
             result["error"] = str(exc)
         except Exception as exc:  # never show a stack trace in the chat
@@ -213,7 +223,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
     # configure_uploads to the app's own folder); the ingest reads nothing else.
     upload_root = Path(gr.utils.get_upload_folder()).resolve()
 
-    def respond(message, chat, pairs, since, until, sites):
+    def respond(message, chat, pairs, since, until, sites, as_of):
         chat = list(chat or [])
         pairs = list(pairs or [])
         message = (message or "").strip()
@@ -223,16 +233,16 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         chat += [{"role": "user", "content": html.escape(message)}, {"role": "assistant", "content": "…"}]
         yield chat, render_sources(None), pairs, ""
         try:
-            filters = parse_filters(since, until, sites)
+            filters, asked_on = parse_filters(since, until, sites), parse_as_of(as_of)
         except AssistantError as exc:
             chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
             yield chat, render_sources(None), pairs, ""
             return
-        for piece in stream_answer(assistant, message, pairs, filters):
+        for piece in stream_answer(assistant, message, pairs, filters, asked_on):
             if isinstance(piece, Answer):
                 note = ""
-                if piece.refused and not filters.is_empty():
-                    note = "The filters (dates or sites) may have left out the articles that cover it."
+                if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
+                    note = "The filters (dates, sites or as-of date) may have left out the articles that cover it."
                 chat[-1]["content"] = render_answer(piece, note)
                 pairs.append((message, piece.answer))
                 yield chat, render_sources(piece), pairs, ""
@@ -252,10 +262,11 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             return final.answer + "\n" + format_sources(final)
         return str(final)
 
-    def ask_api(question: str, since: str = "", until: str = "", sites: str = "") -> dict:
-        """The same JSON object as `python -m assistant ask --json`."""
+    def ask_api(question: str, since: str = "", until: str = "", sites: str = "", as_of: str = "") -> dict:
+        """The same JSON object as `python -m assistant ask --json` (``as_of`` "" = today, as there)."""
         try:
-            return assistant.ask(question, filters=parse_filters(since, until, sites)).as_dict()
+            return assistant.ask(question, filters=parse_filters(since, until, sites),
+                                 as_of=parse_as_of(as_of)).as_dict()
         except AssistantError as exc:
             return {"question": question, "error": str(exc)}
 
@@ -339,6 +350,9 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                             since = gr.Textbox(label="From (YYYY-MM-DD)", elem_id="since")
                             until = gr.Textbox(label="To (YYYY-MM-DD)", elem_id="until")
                         sites = gr.Dropdown(label="Sites", multiselect=True, choices=[], elem_id="sites")
+                        as_of = gr.Textbox(label="As of (YYYY-MM-DD; empty: today)", elem_id="as-of",
+                                           info="The day the question is asked: later articles are left out, "
+                                                "recent ones preferred.")
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
                     sources = gr.HTML(render_sources(None), elem_id="sources")
@@ -358,7 +372,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                 remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
             remove_status = gr.Markdown(elem_id="remove-status")
 
-        inputs = [question, chatbot, pairs, since, until, sites]
+        inputs = [question, chatbot, pairs, since, until, sites, as_of]
         outputs = [chatbot, sources, pairs, question]
         send.click(respond, inputs, outputs, api_visibility="private")
         question.submit(respond, inputs, outputs, api_visibility="private")

@@ -68,6 +68,33 @@ def test_ask_api_returns_the_cli_json(seed_index):
         assert out["citations"][0]["article_id"] == "seed-nissan-honda-ev-partnership"
         late = client.predict("Who did Honda partner with?", "2030-01-01", "", "", api_name="/ask")
         assert late["answer"] == "The indexed articles do not cover this question."
+        # As of a day before the article was published (2024-03-15), it does not exist yet.
+        before = client.predict("Who did Honda partner with?", "", "", "", "2024-03-01", api_name="/ask")
+        assert before["refused"] and not before["citations"]
+
+
+def test_the_chat_asks_as_of_today_unless_told(seed_index):
+    """As on the command line: recent articles preferred, later ones left out (ranking without an
+    as-of date is worse: BENCHMARKS.md, "Ranking without an as-of date")."""
+    import datetime as dt
+
+    from assistant.ui import parse_as_of, stream_answer
+
+    asked_on = []
+
+    class Recording(NewsAssistant):
+        def ask(self, question, **kwargs):
+            asked_on.append(kwargs.get("as_of"))
+            return super().ask(question, **kwargs)
+
+    assistant = Recording(make_settings(seed_index), llm=ScriptedLLM(reply="Nissan may build the Alaska [1].", prompts=[]))
+    *_, answer = list(stream_answer(assistant, "What is Nissan's Fisker angle?"))
+    *_, early = list(stream_answer(assistant, "What is Nissan's Fisker angle?", as_of=parse_as_of("2024-03-01")))
+    assert asked_on == [dt.date.today(), dt.date(2024, 3, 1)]
+    assert answer.citations and early.refused
+    assert parse_as_of("") == dt.date.today()
+    with pytest.raises(AssistantError, match="not a date"):
+        parse_as_of("next week")
 
 
 class BrokenLLM(ScriptedLLM):
