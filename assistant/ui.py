@@ -5,7 +5,7 @@ sources panel (title, site, date, link, the passage with the supporting words
 highlighted), date and site filters, example questions, a new-conversation
 button. Corpus tab: upload and ingest articles with a progress bar, index
 statistics, the list of articles searchable by title, and removing an article
-(click its row, then "Remove from index"). A named API endpoint
+(click its row, then "Remove from index" twice). A named API endpoint
 `ask` returns the same JSON object as `python -m assistant ask --json`.
 
 Every piece of article text or model output is HTML-escaped before it is shown:
@@ -310,28 +310,36 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         lines += [f"- skipped {html.escape(str(p))}" for p in loader.problems + (report.problems if report else [])]
         return "\n".join(lines), stats_text(), article_rows(), site_choices()
 
-    def pick_article(evt) -> str:
+    def pick_article(evt):
+        """The clicked row's article id; choosing a row cancels a removal waiting for its second click."""
         row = evt.row_value or []
-        return row[ARTICLE_ID_COLUMN] if len(row) > ARTICLE_ID_COLUMN else ""
+        return (row[ARTICLE_ID_COLUMN] if len(row) > ARTICLE_ID_COLUMN else ""), "", ""
 
     # Gradio hands the selection to a parameter annotated gr.SelectData; with postponed annotations
     # and gradio imported here, not at module level, the annotation must be the class itself.
     pick_article.__annotations__["evt"] = gr.SelectData
 
-    def remove_article(article_id: str, query: str):
+    def remove_article(article_id: str, pending: str, query: str):
+        """Two clicks remove: the first names the article and asks for the second (a removal cannot be
+        undone from here; the article's file has to be ingested again)."""
         article_id = (article_id or "").strip()
+        unchanged = (gr.skip(), gr.skip(), gr.skip(), gr.skip())
         if not article_id:
-            return "Choose an article first (click its row).", stats_text(), article_rows(query), site_choices(), ""
+            return ("Choose an article first (click its row).", *unchanged, "")
         try:
             chosen = assistant.store.select_articles(ArticleSelection(ids=(article_id,)))
             if not chosen:
                 return (f"Not in the index: {html.escape(article_id)}", stats_text(), article_rows(query),
-                        site_choices(), "")
+                        site_choices(), "", "")
+            title = html.escape(chosen[0]["title"])
+            if pending != article_id:
+                return (f"Remove **{title}** from the index? Click \"Remove from index\" again to confirm.",
+                        *unchanged, article_id)
             chunks = assistant.store.remove([article_id])
         except AssistantError as exc:
-            return f"Remove failed: {html.escape(str(exc))}", stats_text(), article_rows(query), site_choices(), article_id
-        status = f"Removed {html.escape(chosen[0]['title'])} ({chunks} chunks). Ingest its file again to restore it."
-        return status, stats_text(), article_rows(query), site_choices(), ""
+            return (f"Remove failed: {html.escape(str(exc))}", *unchanged, "")
+        status = f"Removed {title} ({chunks} chunks). Ingest its file again to restore it."
+        return status, stats_text(), article_rows(query), site_choices(), "", ""
 
     with gr.Blocks(title="News assistant") as app:
         pairs = gr.State([])
@@ -371,6 +379,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                                       elem_id="selected-article")
                 remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
             remove_status = gr.Markdown(elem_id="remove-status")
+            pending_removal = gr.State("")  # the article id the first click of "Remove" named
 
         inputs = [question, chatbot, pairs, since, until, sites, as_of]
         outputs = [chatbot, sources, pairs, question]
@@ -379,8 +388,9 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         clear.click(new_conversation, None, outputs, api_visibility="private")
         ingest_button.click(ingest, files, [ingest_status, stats, articles, sites], api_visibility="private")
         search.change(article_rows, search, articles, api_visibility="private")
-        articles.select(pick_article, None, selected, api_visibility="private")
-        remove_button.click(remove_article, [selected, search], [remove_status, stats, articles, sites, selected],
+        articles.select(pick_article, None, [selected, pending_removal, remove_status], api_visibility="private")
+        remove_button.click(remove_article, [selected, pending_removal, search],
+                            [remove_status, stats, articles, sites, selected, pending_removal],
                             api_visibility="private")
         app.load(lambda: (stats_text(), article_rows(), site_choices()), None, [stats, articles, sites],
                  api_visibility="private")

@@ -219,6 +219,10 @@ def test_remove_an_article_from_the_corpus_tab(browser, app_url, tmp_path):
     page.locator("#articles [data-testid='cell-0-0']").click()
     page.wait_for_function("() => document.querySelector('#selected-article textarea').value === 'kite-festival'",
                            timeout=10_000)
+    page.locator("#remove-button").click()  # the first click only asks
+    page.locator("#remove-status").get_by_text("Click \"Remove from index\" again").wait_for(timeout=30_000)
+    assert "Kite festival cancelled" in page.locator("#remove-status").inner_text()
+    assert page.locator("#stats").inner_text() == before
     page.locator("#remove-button").click()
     page.locator("#remove-status").get_by_text("Removed Kite festival cancelled").wait_for(timeout=60_000)
     assert page.locator("#articles").get_by_text("Kite festival cancelled").count() == 0
