@@ -139,12 +139,11 @@ class KeywordIndex:
     vector search can be handed the ids a filter keeps (see ``ids_where``).
     """
 
-    def __init__(self, retriever, chunk_count: int, stamp: tuple | None = None):
+    def __init__(self, retriever, chunk_count: int):
         import numpy as np
 
         self.retriever = retriever
         self.chunk_count = chunk_count
-        self.stamp = stamp  # of the persisted copy this is (see ``persisted_stamp``)
         corpus = retriever.corpus
         self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
         self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
@@ -171,7 +170,6 @@ class KeywordIndex:
             (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count}), encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)  # readers see the old index or the new one, never half
-            index.stamp = cls.persisted_stamp(folder)
         return index
 
     @staticmethod
@@ -190,9 +188,8 @@ class KeywordIndex:
         meta = folder / KEYWORD_META
         if not meta.exists():
             return None
-        stamp = cls.persisted_stamp(folder)
         chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
-        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count, stamp)
+        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count)
 
     def ids_where(self, mask) -> list[str]:
         """The chunk ids a 0/1 mask (as from ``RetrievalFilters.keyword_mask``) keeps."""
@@ -278,24 +275,25 @@ class NewsStore:
             ) from exc
 
     def sync(self) -> bool:
-        """Catch up with what another process wrote into this (embedded) index since we opened it,
-        e.g. an ``ingest`` or ``remove`` from the command line while the chat app runs; True if it did.
+        """Catch up with what another writer saved into this index since this store last looked,
+        e.g. an ``ingest`` or ``remove`` from the command line while the chat app runs; True if it
+        reopened Chroma.
 
-        Chroma keeps one System per folder and process, with the vector index in memory, and never
-        reloads it: another process's chunks stay invisible to this one's vector search, and its
-        deletions can leave ids Chroma no longer holds (chroma-core/chroma#2399, #3792). Every
-        change to an index ends with a new keyword index build on disk, so a build this process did
-        not write is the signal: the System is retired and the folder opened afresh. Retired
-        Systems are stopped at the next reopen, when searches that were using them are long done.
-        Checking costs one stat() per question."""
-        if self.settings.server_mode:
-            return False  # a server's clients always see its current state
+        Every change to an index ends with a new keyword index build on disk, so a build this store
+        did not write is the signal, checked with one stat(). Its keyword index is then loaded
+        again (even when the chunk count stayed, as for a corrected article). And Chroma keeps one
+        System per folder and process, with the vector index in memory, and never reloads it:
+        another process's chunks stay invisible to this one's vector search, and its deletions can
+        leave ids Chroma no longer holds (chroma-core/chroma#2399, #3792). So for a build of another
+        process the System is retired and the folder opened afresh; retired Systems are stopped at
+        the next reopen, when searches that were using them are long done."""
         with self._keyword_lock:
             build = KeywordIndex.persisted_stamp(self.keyword_dir)
-            if build == self._seen_build or build in _BUILDS_WRITTEN_HERE:
-                # Unchanged, or changed by another store of this process: it shares our System.
-                self._seen_build = build
+            if build == self._seen_build:
                 return False
+            self._seen_build, self._keyword = build, None  # keyword_index() loads the new build
+            if self.settings.server_mode or build in _BUILDS_WRITTEN_HERE:
+                return False  # a server, or another store of this process (sharing our System), is current
             from chromadb.api.shared_system_client import SharedSystemClient
 
             # Chroma has no public way to reload a folder; dropping its cached System (keyed by
@@ -305,7 +303,6 @@ class NewsStore:
             systems = getattr(SharedSystemClient, "_identifier_to_system", None)
             folder_key = getattr(self.client, "_identifier", None)
             if not isinstance(systems, dict) or folder_key is None:
-                self._seen_build = build
                 return False
             for system in self._retired_systems:
                 system.stop()
@@ -314,7 +311,6 @@ class NewsStore:
             self.client = chroma_client(self.settings, create=False)
             self._open_collection()
             self.docstore = self._load_docstore()
-            self._seen_build = build
             return True
 
     # -- ingestion ---------------------------------------------------------
@@ -443,7 +439,6 @@ class NewsStore:
         """The indexed articles (rows as from ``articles``) that ``selection`` matches."""
         if selection.is_empty():
             raise AssistantError("say which articles to remove (ids, a date or a site)")
-        self.sync()
         return [row for row in self.articles() if selection.matches(row)]
 
     def remove(self, article_ids: list[str]) -> int:
@@ -469,8 +464,7 @@ class NewsStore:
         # so pruning thousands of articles is a few calls.
         for start in range(0, len(article_ids), REMOVE_BATCH):
             self.collection.delete(where={"document_id": {"$in": list(article_ids[start:start + REMOVE_BATCH])}})
-        with self._keyword_lock:
-            self.refresh_keyword_index()
+        self.refresh_keyword_index()
         return before - self.collection.count()
 
     # -- keyword index -------------------------------------------------------
@@ -482,13 +476,12 @@ class NewsStore:
         return self.settings.index_dir / name
 
     def keyword_index(self) -> KeywordIndex | None:
-        """The BM25 index: loaded once, loaded again when another process saved a new build (an
-        ingest or a removal from the command line while the chat runs, even one that left the
-        chunk count as it was), rebuilt if Chroma's chunk count moved since it was built (with a
-        shared Chroma server, what other clients changed)."""
+        """The BM25 index: loaded once, loaded again when another writer saved a new build (see
+        ``sync``), rebuilt if Chroma's chunk count moved since it was built (with a shared Chroma
+        server, what other clients changed)."""
         with self._keyword_lock:
-            on_disk = KeywordIndex.persisted_stamp(self.keyword_dir)
-            if on_disk is not None and (self._keyword is None or self._keyword.stamp != on_disk):
+            self.sync()
+            if self._keyword is None and self.keyword_dir.exists():
                 self._keyword = KeywordIndex.load(self.keyword_dir)
             if self._keyword is None or self._keyword.chunk_count != self.collection.count():
                 self.refresh_keyword_index()
