@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ KEYWORD_DIR = "bm25"
 KEYWORD_META = "assistant-bm25.json"
 STATS_PAGE = 5000
 REMOVE_BATCH = 500
+# Collection metadata key every ingest or removal sets to a new value: how clients of a shared
+# Chroma server notice each other's writes (see NewsStore.keyword_index).
+GENERATION_KEY = "news_generation"
 # Keyword index builds (persisted stamps) written by this process: not a sign of another process.
 _BUILDS_WRITTEN_HERE: set = set()
 
@@ -139,18 +143,19 @@ class KeywordIndex:
     vector search can be handed the ids a filter keeps (see ``ids_where``).
     """
 
-    def __init__(self, retriever, chunk_count: int):
+    def __init__(self, retriever, chunk_count: int, generation: str | None = None):
         import numpy as np
 
         self.retriever = retriever
         self.chunk_count = chunk_count
+        self.generation = generation  # the collection's write generation it was built from (see NewsStore)
         corpus = retriever.corpus
         self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
         self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
         self.node_ids = np.array([c["node_id"] for c in corpus], dtype=object)
 
     @classmethod
-    def build(cls, nodes, chunk_count: int, folder: Path | None):
+    def build(cls, nodes, chunk_count: int, folder: Path | None, generation: str | None = None):
         from llama_index.retrievers.bm25 import BM25Retriever
 
         if not nodes:
@@ -161,13 +166,14 @@ class KeywordIndex:
         # A freshly built bm25s index does not hold the corpus (a loaded one does); searches
         # share the bm25s object, so give it the corpus the retriever built.
         retriever.bm25.corpus = retriever.corpus
-        index = cls(retriever, chunk_count)
+        index = cls(retriever, chunk_count, generation)
         if folder is not None:
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             retriever.persist(str(tmp), show_progress=False)
-            (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count}), encoding="utf-8")
+            (tmp / KEYWORD_META).write_text(json.dumps({"chunk_count": chunk_count, "generation": generation}),
+                                            encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)  # readers see the old index or the new one, never half
         return index
@@ -188,8 +194,9 @@ class KeywordIndex:
         meta = folder / KEYWORD_META
         if not meta.exists():
             return None
-        chunk_count = json.loads(meta.read_text(encoding="utf-8"))["chunk_count"]
-        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), chunk_count)
+        built_for = json.loads(meta.read_text(encoding="utf-8"))
+        return cls(BM25Retriever.from_persist_dir(str(folder), show_progress=False), built_for["chunk_count"],
+                   built_for.get("generation"))  # builds older than the generation have none
 
     def ids_where(self, mask) -> list[str]:
         """The chunk ids a 0/1 mask (as from ``RetrievalFilters.keyword_mask``) keeps."""
@@ -361,6 +368,8 @@ class NewsStore:
                 self._persist_docstore()
                 bar.update(len(batch))
                 bar.set_postfix(chunks=report.chunks_written)
+        if report.added or report.updated:
+            self._bump_generation()
         if report.added or report.updated or not (self.keyword_dir / KEYWORD_META).exists():
             self.refresh_keyword_index()
         return report
@@ -464,6 +473,7 @@ class NewsStore:
         # so pruning thousands of articles is a few calls.
         for start in range(0, len(article_ids), REMOVE_BATCH):
             self.collection.delete(where={"document_id": {"$in": list(article_ids[start:start + REMOVE_BATCH])}})
+        self._bump_generation()
         self.refresh_keyword_index()
         return before - self.collection.count()
 
@@ -477,19 +487,42 @@ class NewsStore:
 
     def keyword_index(self) -> KeywordIndex | None:
         """The BM25 index: loaded once, loaded again when another writer saved a new build (see
-        ``sync``), rebuilt if Chroma's chunk count moved since it was built (with a shared Chroma
-        server, what other clients changed)."""
+        ``sync``), rebuilt if Chroma's chunk count moved since it was built or, with a shared Chroma
+        server, if another client wrote to the collection since (its write generation changed)."""
         with self._keyword_lock:
             self.sync()
             if self._keyword is None and self.keyword_dir.exists():
                 self._keyword = KeywordIndex.load(self.keyword_dir)
-            if self._keyword is None or self._keyword.chunk_count != self.collection.count():
+            if self._keyword_is_stale():
                 self.refresh_keyword_index()
             return self._keyword
 
+    def _keyword_is_stale(self) -> bool:
+        if self._keyword is None or self._keyword.chunk_count != self.collection.count():
+            return True
+        # An embedded index follows other writers through their builds on disk (``sync``). Clients
+        # of a server share no folder, and a colleague's corrected article can leave the chunk
+        # count as it was, so they compare the generation every write sets on the collection.
+        return self.settings.server_mode and self._keyword.generation != self.write_generation()
+
+    def write_generation(self) -> str | None:
+        """The collection's write generation as stored now (a fresh read: other clients set it)."""
+        return (self.client.get_collection(self.settings.collection).metadata or {}).get(GENERATION_KEY)
+
+    def _bump_generation(self) -> None:
+        # modify() replaces the whole metadata, so the other keys (the embedder) are passed back;
+        # Chroma refuses "hnsw:" keys there, which its configuration holds anyway.
+        metadata = {key: value for key, value in
+                    (self.client.get_collection(self.settings.collection).metadata or {}).items()
+                    if not key.startswith("hnsw:")}
+        self.collection.modify(metadata={**metadata, GENERATION_KEY: uuid.uuid4().hex})
+
     def refresh_keyword_index(self) -> None:
         with self._keyword_lock:
-            self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir)
+            # Read before the chunks: a write landing in between then shows as a newer generation.
+            generation = self.write_generation()
+            self._keyword = KeywordIndex.build(self.all_nodes(), self.collection.count(), self.keyword_dir,
+                                               generation)
             self._seen_build = KeywordIndex.persisted_stamp(self.keyword_dir)
             if self._seen_build is not None:
                 _BUILDS_WRITTEN_HERE.add(self._seen_build)

@@ -97,3 +97,31 @@ def test_cli_against_the_server_from_a_config_file(chroma_server, tmp_path):
     again = run_cli("ingest", str(CORPUS), "--quiet", env=env)
     assert "1 new" in again.stdout, again.stdout + again.stderr
     assert json.loads(run_cli("stats", "--json", env=env).stdout)["articles"] == 1
+
+
+def test_a_colleagues_correction_reaches_the_keyword_search_with_the_same_chunk_count(chroma_server, tmp_path):
+    """Each client of a server keeps its own BM25 index. A colleague's corrected article has as
+    many chunks as before, so the server's chunk count does not say that anything changed; the
+    write generation on the collection does."""
+    from assistant.store import NewsStore
+
+    story = ("---\nid: zoo-escape\ntitle: A zebra escapes from a Seoul zoo\npublished: 2023-03-23\n---\n"
+             "A zebra named {name} escaped from Seoul Children's Grand Park on Thursday and ran through "
+             "the streets for three hours before keepers brought it back.\n")
+    article = tmp_path / "zebra.md"
+    article.write_text(story.format(name="Serolo"), encoding="utf-8")
+    server = {"chroma_host": "127.0.0.1", "chroma_port": chroma_server, "collection": "corrections"}
+    colleague = {"ASSISTANT_CHROMA_HOST": "127.0.0.1", "ASSISTANT_CHROMA_PORT": str(chroma_server),
+                 "ASSISTANT_COLLECTION": "corrections", "ASSISTANT_INDEX_DIR": str(tmp_path / "colleague")}
+    assert run_cli("ingest", str(article), "--quiet", env=colleague).returncode == 0
+
+    mine = NewsStore(Settings(index_dir=tmp_path / "mine", **server))
+    found = lambda word: [n.node.metadata["article_id"] for n in mine.keyword_index().search(word, 5)]  # noqa: E731
+    assert found("Serolo") == ["zoo-escape"] and found("Kiboko") == []
+    chunks_before = mine.chunk_count()
+
+    article.write_text(story.format(name="Kiboko"), encoding="utf-8")  # the colleague corrects the name
+    corrected = run_cli("ingest", str(article), "--quiet", env=colleague)
+    assert "1 changed" in corrected.stdout, corrected.stdout + corrected.stderr
+    assert mine.chunk_count() == chunks_before  # nothing for a chunk count to notice
+    assert found("Kiboko") == ["zoo-escape"] and found("Serolo") == []
