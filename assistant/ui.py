@@ -2,8 +2,8 @@
 
 Ask tab: streamed answers with follow-ups, numbered citations that link to a
 sources panel (title, site, date, link, the passage with the supporting words
-highlighted), date and site filters, example questions, a new-conversation
-button. Corpus tab: upload and ingest articles with a progress bar, index
+highlighted; earlier answers' sources stay, folded under their question), date
+and site filters, example questions, a new-conversation button. Corpus tab: upload and ingest articles with a progress bar, index
 statistics, the list of articles searchable by title, and removing an article
 (click its row, then "Remove from index" twice). A named API endpoint
 `ask` returns the same JSON object as `python -m assistant ask --json`.
@@ -41,6 +41,7 @@ UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES | {".gz"})
 MAX_UPLOAD = "20mb"
 ARTICLE_ROWS = 200
 ARTICLE_ID_COLUMN = 4  # of the article table's rows: title, site, published, url, id
+NO_SOURCES = '<div class="sources-empty">No sources: the indexed articles do not cover this question.</div>'
 
 # Clicking a citation mark scrolls the sources panel to that source and flashes it.
 HEAD = """
@@ -51,6 +52,8 @@ document.addEventListener("click", (event) => {
   event.preventDefault();
   const target = document.getElementById(link.dataset.source || link.getAttribute("href").slice(1));
   if (!target) return;
+  const earlier = target.closest("details");  // an earlier answer's sources are folded away
+  if (earlier) earlier.open = true;
   target.scrollIntoView({behavior: "smooth", block: "center"});
   document.querySelectorAll(".source.active").forEach((el) => el.classList.remove("active"));
   target.classList.add("active");
@@ -64,17 +67,25 @@ CSS = """
 .source blockquote { margin: 6px 0 0 0; padding-left: 8px; border-left: 3px solid #ccc; }
 .source mark { background: #fde68a; }
 .closest { font-size: 0.85em; }
+.turn-head { color: #444; font-size: 0.9em; margin: 4px 0 6px 0; }
+details.turn { margin-top: 10px; }
 a.cite { text-decoration: none; font-weight: 600; }
 """
 
 
 # -- rendering (all text escaped) ---------------------------------------------
-def render_answer(answer: Answer, note: str = "") -> str:
-    """The answer for the chat: escaped text, [n] as links to the sources panel."""
+def source_id(turn: int, n: int) -> str:
+    """The element id of source [n] of the conversation's ``turn``-th answer: every answer numbers
+    its sources from 1, so an earlier answer's [1] must not lead to the latest answer's [1]."""
+    return f"source-{turn}-{n}"
+
+
+def render_answer(answer: Answer, note: str = "", turn: int = 1) -> str:
+    """The answer for the chat: escaped text, [n] as links to its sources in the sources panel."""
     text = html.escape(answer.answer)
 
     def link(match: re.Match) -> str:
-        return "".join(f'<a class="cite" href="#source-{n}" data-source="source-{n}">[{n}]</a>'
+        return "".join(f'<a class="cite" href="#{source_id(turn, n)}" data-source="{source_id(turn, n)}">[{n}]</a>'
                        for n in citation_numbers(match.group(0)))
 
     text = CITATION.sub(link, text)
@@ -106,7 +117,8 @@ def _web_link(url: str, label: str) -> str:
     return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{label}</a>'
 
 
-def render_sources(answer: Answer | None) -> str:
+def render_sources(answer: Answer | None, turn: int = 1) -> str:
+    """The sources of one answer (the ``turn``-th of its conversation), as the panel shows them."""
     if answer is None or not answer.citations:
         return '<div class="sources-empty">Sources of the answer appear here.</div>'
     cited_words: dict[int, set[str]] = {}
@@ -119,9 +131,23 @@ def render_sources(answer: Answer | None) -> str:
         link = f" · {_web_link(c.url, 'original')}" if c.url.startswith(("http://", "https://")) else ""
         passage = _highlight(" ".join(c.text.split()), cited_words.get(c.n, content_words(answer.answer)))
         blocks.append(
-            f'<div class="source" id="source-{c.n}"><b>[{c.n}] {_title(c)}</b>'
+            f'<div class="source" id="{source_id(turn, c.n)}"><b>[{c.n}] {_title(c)}</b>'
             f'<div class="meta">{about}{link}</div><blockquote>{passage}</blockquote></div>'
         )
+    return "".join(blocks)
+
+
+def render_conversation_sources(turns: list[tuple[str, str]]) -> str:
+    """The sources panel for a whole conversation: ``turns`` holds (question, its rendered sources)
+    per answer, oldest first. The latest answer's sources come first and open; earlier answers'
+    are folded under their question, and open when one of their [n] is clicked."""
+    if not turns:
+        return render_sources(None)
+    *earlier, (question, latest) = turns
+    blocks = [f'<div class="turn-head">Answer {len(turns)}: {html.escape(question)}</div>{latest}']
+    for turn, (asked, rendered) in reversed(list(enumerate(earlier, start=1))):
+        blocks.append(f'<details class="turn" id="turn-{turn}"><summary class="turn-head">Answer {turn}: '
+                      f'{html.escape(asked)}</summary>{rendered}</details>')
     return "".join(blocks)
 
 
@@ -223,35 +249,38 @@ def build_app(settings: Settings, assistant: NewsAssistant):
     # configure_uploads to the app's own folder); the ingest reads nothing else.
     upload_root = Path(gr.utils.get_upload_folder()).resolve()
 
-    def respond(message, chat, pairs, since, until, sites, as_of):
+    def respond(message, chat, pairs, turns, since, until, sites, as_of):
         chat = list(chat or [])
         pairs = list(pairs or [])
+        turns = list(turns or [])  # (question, rendered sources) of each answer so far
         message = (message or "").strip()
         if not message:
-            yield chat, gr.skip(), pairs, ""
+            yield chat, gr.skip(), pairs, turns, ""
             return
         chat += [{"role": "user", "content": html.escape(message)}, {"role": "assistant", "content": "…"}]
-        yield chat, render_sources(None), pairs, ""
+        yield chat, gr.skip(), pairs, turns, ""
         try:
             filters, asked_on = parse_filters(since, until, sites), parse_as_of(as_of)
         except AssistantError as exc:
             chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
-            yield chat, render_sources(None), pairs, ""
+            yield chat, gr.skip(), pairs, turns, ""
             return
         for piece in stream_answer(assistant, message, pairs, filters, asked_on):
             if isinstance(piece, Answer):
                 note = ""
                 if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
                     note = "The filters (dates, sites or as-of date) may have left out the articles that cover it."
-                chat[-1]["content"] = render_answer(piece, note)
+                turn = len(turns) + 1
+                chat[-1]["content"] = render_answer(piece, note, turn)
                 pairs.append((message, piece.answer))
-                yield chat, render_sources(piece), pairs, ""
+                turns.append((message, render_sources(piece, turn) if piece.citations else NO_SOURCES))
+                yield chat, render_conversation_sources(turns), pairs, turns, ""
             else:
                 chat[-1]["content"] = html.escape(piece)
-                yield chat, gr.skip(), pairs, ""
+                yield chat, gr.skip(), pairs, turns, ""
 
     def new_conversation():
-        return [], render_sources(None), [], ""
+        return [], render_sources(None), [], [], ""
 
     def chat_api(message: str) -> str:
         """Text answer with its sources listed (Markdown)."""
@@ -343,6 +372,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
 
     with gr.Blocks(title="News assistant") as app:
         pairs = gr.State([])
+        turns = gr.State([])  # each answer's question and rendered sources, for the sources panel
         gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
         with gr.Tab("Ask"):
             with gr.Row():
@@ -381,8 +411,8 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             remove_status = gr.Markdown(elem_id="remove-status")
             pending_removal = gr.State("")  # the article id the first click of "Remove" named
 
-        inputs = [question, chatbot, pairs, since, until, sites, as_of]
-        outputs = [chatbot, sources, pairs, question]
+        inputs = [question, chatbot, pairs, turns, since, until, sites, as_of]
+        outputs = [chatbot, sources, pairs, turns, question]
         send.click(respond, inputs, outputs, api_visibility="private")
         question.submit(respond, inputs, outputs, api_visibility="private")
         clear.click(new_conversation, None, outputs, api_visibility="private")

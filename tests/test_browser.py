@@ -124,6 +124,28 @@ def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
     page.close()
 
 
+def test_an_earlier_answers_citation_leads_to_its_own_source(browser, app_url):
+    """After a follow-up, the first answer's [1] opens the first answer's folded sources, not the
+    latest answer's source [1] (each answer numbers its sources from 1)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    ask(page, "What is Nissan's Fisker angle?")
+    submit(page, "When was that reported?")
+    # The second answer is done when the panel shows its sources above the first answer's, folded.
+    page.wait_for_function("() => document.querySelector('#sources details#turn-1') !== null", timeout=240_000)
+    first = page.locator("#chat [data-testid='bot']").nth(0)
+    folded = page.locator("#sources details#turn-1")
+    assert folded.get_attribute("open") is None and "Answer 2: When was that reported?" in page.locator(
+        "#sources").inner_text()
+    first.locator("a.cite").first.click()
+    source = page.locator("#sources .source.active")
+    source.wait_for(timeout=10_000)
+    assert source.get_attribute("id") == "source-1-1" and source.is_visible()
+    assert folded.get_attribute("open") is not None
+    assert "Alaska" in source.inner_text()  # the passage the first answer was given
+    page.close()
+
+
 def test_a_refusal_points_to_the_closest_article(browser, app_url):
     page = browser.new_page()
     page.goto(app_url)

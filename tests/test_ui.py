@@ -8,7 +8,8 @@ import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
 from assistant.errors import AssistantError
-from assistant.ui import build_app, format_sources, launch, render_answer
+from assistant.ui import (build_app, format_sources, launch, render_answer, render_conversation_sources,
+                          render_sources)
 
 from .conftest import ScriptedLLM, make_settings
 from .test_cli import free_port
@@ -109,3 +110,23 @@ def test_backend_failure_is_a_friendly_chat_message(seed_index):
     *_, last = list(stream_answer(assistant, "What is Nissan's Fisker angle?"))
     assert isinstance(last, str) and last.startswith("Sorry, that did not work:")
     assert "connection refused" in last and "Traceback" not in last
+
+
+def test_each_answer_links_to_its_own_sources_in_the_conversation_panel():
+    """Every answer numbers its sources from 1: after a follow-up, the first answer's [1] must still
+    lead to the article it cited, not to the latest answer's source [1]."""
+    nissan = Citation(n=1, article_id="a", title="Nissan eyes Fisker", site="a.com", published="2024-03-15",
+                      url="", text="Nissan is in talks with Fisker.")
+    honda = Citation(n=1, article_id="b", title="Honda picks GM", site="b.com", published="2024-03-16",
+                     url="", text="Honda partnered with GM.")
+    first = Answer("q1", "Nissan is in talks with Fisker [1].", [nissan], ["a"], {})
+    second = Answer("q2", "Honda partnered with GM [1].", [honda], ["b"], {})
+    assert 'data-source="source-1-1"' in render_answer(first, turn=1)
+    assert 'data-source="source-2-1"' in render_answer(second, turn=2)
+    panel = render_conversation_sources([("Nissan's <b>angle</b>?", render_sources(first, 1)),
+                                         ("And Honda?", render_sources(second, 2))])
+    latest, folded = panel.split('<details class="turn"')
+    assert 'id="source-2-1"' in latest and "Honda picks GM" in latest and "Nissan" not in latest
+    assert 'id="source-1-1"' in folded and "Nissan eyes Fisker" in folded
+    assert "Answer 1: Nissan&#x27;s &lt;b&gt;angle&lt;/b&gt;?" in folded  # the question, escaped
+    assert render_conversation_sources([]) == render_sources(None)
