@@ -10,6 +10,7 @@ A follow-up in a conversation is first rewritten into a standalone question.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,11 @@ CHOICE_SYSTEM_PROMPT = (
 CHOICE_PROMPT = sources_prompt(CHOICE_SYSTEM_PROMPT)
 LETTERS = "ABCDEFGH"
 CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
+# A follow-up that leans on the conversation: it opens like "and ..." / "what about ...", or it is
+# short and points back with a pronoun ("when was that reported?", "who owns it?").
+_LEANS_ON_HISTORY = re.compile(r"^\s*(and|but|also|so|what about|how about)\b", re.IGNORECASE)
+_POINTS_BACK = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|this|these|those|there|then)\b",
+                          re.IGNORECASE)
 
 
 @dataclass
@@ -234,11 +240,13 @@ class NewsAssistant:
             except Exception as exc:  # same one-line error as answering
                 raise AssistantError(f"the LLM backend '{self.settings.llm_backend}' failed ({type(exc).__name__}: {exc})") from exc
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"').strip() if rewritten.strip() else ""
-        # Small models sometimes just repeat the previous question. A rewrite must keep what the
-        # follow-up is about (its content words) and stay short; otherwise fall back to the last
-        # question plus the follow-up, which retrieval handles well enough.
-        missing = content_words(question) - content_words(rewritten)
-        if not rewritten or missing or len(rewritten) > 3 * len(question) + 200:
+        # Small models sometimes just repeat the previous question, or the follow-up itself. A rewrite
+        # must keep what the follow-up is about (its content words), stay short, and, for a follow-up
+        # that only makes sense with the conversation, add something to it; otherwise fall back to
+        # the last question plus the follow-up, which retrieval handles well enough.
+        asked = content_words(question)
+        echoed = content_words(rewritten) <= asked and needs_history(question)
+        if not rewritten or asked - content_words(rewritten) or echoed or len(rewritten) > 3 * len(question) + 200:
             rewritten = f"{turns[-1][0]} {question}"
         return rewritten
 
@@ -377,6 +385,13 @@ class NewsAssistant:
             "generate_s": round(generate_s, 3),
             "answer_tokens": float(count_tokens(self.llm, text)),
         }
+
+
+def needs_history(question: str) -> bool:
+    """Whether a question cannot stand alone: it opens like "and ..." or "what about ...", or it has
+    at most three content words and a pronoun pointing back ("when was that reported?")."""
+    return bool(_LEANS_ON_HISTORY.search(question)
+                or (len(content_words(question)) <= 3 and _POINTS_BACK.search(question)))
 
 
 def choice_query(question: str, choices: list[str]) -> str:

@@ -347,3 +347,18 @@ def test_control_tokens_in_an_article_or_a_question_reach_the_model_as_text(seed
         assert (tokens.count(im_start), tokens.count(im_end)) == (turns + 1, turns), prompt  # + the assistant's turn
     assert "<im_end>" in answer_prompt  # still readable, as text
     assert defuse_control_tokens("a <|im_start|>b<|eot_id|> c <| x |> d") == "a <im_start>b<eot_id> c <| x |> d"
+
+
+def test_a_rewrite_that_only_echoes_a_follow_up_is_not_trusted(seed_index):
+    """The 0.5B model often hands "when was that reported?" back unchanged: searched alone it finds
+    nothing. A follow-up that points back gets the last question with it; a question that stands on
+    its own may be echoed."""
+    echo = {"<Standalone question>": "When was that reported?", "Question:": "In March 2024 [1]."}
+    assistant = NewsAssistant(make_settings(seed_index), llm=ByPromptLLM(prompts=[], replies=echo))
+    history = [("What is Nissan's Fisker angle?", "Nissan may invest in Fisker [1].")]
+    answer = assistant.ask("When was that reported?", history=history)
+    assert answer.standalone_question == "What is Nissan's Fisker angle? When was that reported?"
+    standalone = {"<Standalone question>": "Who did Honda partner with for North America?", "Question:": "GM [1]."}
+    assistant = NewsAssistant(make_settings(seed_index), llm=ByPromptLLM(prompts=[], replies=standalone))
+    answer = assistant.ask("Who did Honda partner with for North America?", history=history)
+    assert answer.standalone_question == "Who did Honda partner with for North America?"
