@@ -1,4 +1,4 @@
-"""Command line: ``python -m assistant [--index DIR] {ingest,ask,remove,stats,eval} ...``."""
+"""Command line: ``python -m assistant [--index DIR] {ingest,ask,chat,remove,stats,eval} ...``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .settings import Settings, env_name
 
 
 REMOVE_LISTED = 20
+NEW_CONVERSATION = "/new"  # a chat line that forgets the conversation so far
 
 
 def _date(value: str) -> dt.date:
@@ -37,12 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
-    ask.add_argument("--since", type=_date, help="only articles published on or after this date")
-    ask.add_argument("--until", type=_date, help="only articles published on or before this date")
-    ask.add_argument("--site", action="append", default=[], help="only articles from this site (repeatable)")
+    add_filter_options(ask)
 
     ask.add_argument("--as-of", type=_date, default=dt.date.today(),
                      help="the day the question is asked (default today); later articles are ignored")
+
+    chat = commands.add_parser(
+        "chat", help="a conversation: questions from standard input, one per line, follow-ups use the earlier turns",
+        description=f"Reads questions from standard input, one per line (a prompt when it is a terminal), and "
+                    f"answers each with the conversation so far, so a follow-up such as 'and Honda?' is made "
+                    f"standalone first. A line '{NEW_CONVERSATION}' starts a new conversation; end of input ends.")
+    chat.add_argument("--json", action="store_true",
+                      help="one JSON object per question, as `ask --json` prints (an error: question and error)")
+    add_filter_options(chat)
+    chat.add_argument("--as-of", type=_date, default=None,
+                      help="the day the questions are asked (default: today, taken per question)")
 
     ev = commands.add_parser(
         "eval", help="answer and score a question set",
@@ -73,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.add_argument("--articles", action="store_true", help="list the articles (id, published, site, title)")
     return parser
+
+
+def add_filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_date, help="only articles published on or after this date")
+    parser.add_argument("--until", type=_date, help="only articles published on or before this date")
+    parser.add_argument("--site", action="append", default=[], help="only articles from this site (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,18 +129,69 @@ def cmd_ingest(settings: Settings, args) -> int:
 
 def cmd_ask(settings: Settings, args) -> int:
     from .answer import NewsAssistant
-    from .retrieval import RetrievalFilters
+
+    answer_and_print(NewsAssistant(settings), args.question, _filters(args), args.as_of, args.json, args.stream)
+    return 0
+
+
+def cmd_chat(settings: Settings, args) -> int:
+    from .answer import NewsAssistant
 
     assistant = NewsAssistant(settings)
-    filters = RetrievalFilters(since=args.since, until=args.until, sites=tuple(args.site))
-    if args.stream and not args.json:
+    filters = _filters(args)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Ask about the indexed articles. '{NEW_CONVERSATION}' starts a new conversation; Ctrl-D ends.",
+              file=sys.stderr)
+    history: list[tuple[str, str]] = []
+    failed = False
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question == NEW_CONVERSATION:
+            history = []
+            continue
+        # A bad question (too long, say) fails its own turn, not the conversation.
+        try:
+            answer = answer_and_print(assistant, question, filters, args.as_of or dt.date.today(), args.json,
+                                      stream=not args.json, history=history)
+        except AssistantError as exc:
+            failed = True
+            print(f"error: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"question": question, "error": str(exc)}, ensure_ascii=False), flush=True)
+            continue
+        history.append((question, answer.answer))
+        if not args.json:
+            print(flush=True)  # a blank line between turns
+    if interactive:
+        print(file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _filters(args):
+    from .retrieval import RetrievalFilters
+
+    return RetrievalFilters(since=args.since, until=args.until, sites=tuple(args.site))
+
+
+def answer_and_print(assistant, question: str, filters, as_of: dt.date, as_json: bool, stream: bool,
+                     history: list[tuple[str, str]] | None = None):
+    """Answer one question (with the conversation's ``history``, if any) and print it as ``ask`` does:
+    the JSON object, or the answer (streamed as it is generated) with its sources."""
+    if stream and not as_json:
         streamed: list[str] = []
 
         def show(text: str) -> None:
             streamed.append(text)
             print(text, end="", flush=True)
 
-        answer = assistant.ask(args.question, filters=filters, as_of=args.as_of, on_token=show)
+        answer = assistant.ask(question, filters=filters, as_of=as_of, on_token=show, history=history)
         shown = "".join(streamed).strip()
         if not shown:
             print(answer.answer, end="")  # answered without the model (nothing relevant found)
@@ -134,11 +201,11 @@ def cmd_ask(settings: Settings, args) -> int:
             print(f"\n(final) {answer.answer}", end="")
         print()
     else:
-        answer = assistant.ask(args.question, filters=filters, as_of=args.as_of)
-    if args.json:
-        print(json.dumps(answer.as_dict(), ensure_ascii=False))
-        return 0
-    if not args.stream:
+        answer = assistant.ask(question, filters=filters, as_of=as_of, history=history)
+    if as_json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False), flush=True)
+        return answer
+    if not stream:
         print(answer.answer)
     if answer.citations:
         print()
@@ -148,7 +215,7 @@ def cmd_ask(settings: Settings, args) -> int:
         print("\nClosest articles (not enough to answer):")
         for c in answer.closest_articles:
             print(f"- {article_line(c)}")
-    return 0
+    return answer
 
 
 def article_line(c) -> str:
@@ -232,7 +299,8 @@ def cmd_eval(settings: Settings, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "remove": cmd_remove, "stats": cmd_stats, "eval": cmd_eval}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "remove": cmd_remove, "stats": cmd_stats,
+            "eval": cmd_eval}
 
 
 def quiet_libraries() -> None:

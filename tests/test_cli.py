@@ -13,12 +13,13 @@ import pytest
 from .conftest import REPO
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
+            stdin: str | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args],
-        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, input=stdin,
     )
 
 

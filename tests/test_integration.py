@@ -82,3 +82,22 @@ def test_multiple_choice_pick_with_the_real_model_is_not_position_biased(seed_in
         answer = assistant.ask(question, choices=shown)
         assert answer.answer.startswith(f"{'ABCD'[shown.index('Fisker')]}. Fisker [1]"), (shown, answer.answer)
         assert answer.citations[0].article_id == SEED_ID and "Fisker" in answer.citations[0].text
+
+
+def test_chat_on_the_command_line_carries_follow_ups_and_survives_a_bad_line(seed_index):
+    """`chat` reads one question per line: a follow-up is made standalone with the conversation, a
+    question over the length limit fails its own line only, and '/new' forgets the conversation."""
+    too_long = "x" * 3000
+    lines = ["What is Nissan's Fisker angle?", "When was that reported?", too_long, "/new", "When was that reported?"]
+    result = run_cli("--index", str(seed_index), "chat", "--json", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 1  # one line failed
+    assert result.stderr.strip() == "error: the question is 3,000 characters long; the limit is 2,000 " \
+                                    "(ASSISTANT_MAX_QUESTION_CHARS)"
+    first, follow_up, failed, fresh = (json.loads(line) for line in result.stdout.splitlines())
+    assert "fisker" in first["answer"].lower() and first["citations"][0]["article_id"] == SEED_ID
+    # The follow-up is searched with what it refers to (the model's rewrite, or the last question with it).
+    assert follow_up["question"] == "When was that reported?"
+    assert "fisker" in follow_up["standalone_question"].lower() and not follow_up["refused"]
+    assert follow_up["citations"][0]["article_id"] == SEED_ID
+    assert failed == {"question": too_long, "error": result.stderr.strip()[len("error: "):]}
+    assert fresh["standalone_question"] == "When was that reported?"  # nothing to refer to after /new
