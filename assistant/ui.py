@@ -3,7 +3,8 @@
 Ask tab: streamed answers with follow-ups, numbered citations that link to a
 sources panel (title, site, date, link, the passage with the supporting words
 highlighted; earlier answers' sources stay, folded under their question), date
-and site filters, example questions, a new-conversation button. Corpus tab: upload and ingest articles with a progress bar, index
+and site filters, example questions, a new-conversation button, and a download
+of the conversation with its sources as Markdown. Corpus tab: upload and ingest articles with a progress bar, index
 statistics, the list of articles searchable by title, and removing an article
 (click its row, then "Remove from index" twice). A named API endpoint
 `ask` returns the same JSON object as `python -m assistant ask --json`.
@@ -19,7 +20,9 @@ import html
 import os
 import queue
 import re
+import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -137,18 +140,48 @@ def render_sources(answer: Answer | None, turn: int = 1) -> str:
     return "".join(blocks)
 
 
-def render_conversation_sources(turns: list[tuple[str, str]]) -> str:
-    """The sources panel for a whole conversation: ``turns`` holds (question, its rendered sources)
-    per answer, oldest first. The latest answer's sources come first and open; earlier answers'
-    are folded under their question, and open when one of their [n] is clicked."""
-    if not turns:
+def render_conversation_sources(answers: list[Answer]) -> str:
+    """The sources panel for a whole conversation (its answers, oldest first). The latest answer's
+    sources come first and open; earlier answers' are folded under their question, and open when
+    one of their [n] is clicked."""
+    if not answers:
         return render_sources(None)
-    *earlier, (question, latest) = turns
-    blocks = [f'<div class="turn-head">Answer {len(turns)}: {html.escape(question)}</div>{latest}']
-    for turn, (asked, rendered) in reversed(list(enumerate(earlier, start=1))):
+
+    def sources_of(answer: Answer, turn: int) -> str:
+        return render_sources(answer, turn) if answer.citations else NO_SOURCES
+
+    *earlier, latest = answers
+    blocks = [f'<div class="turn-head">Answer {len(answers)}: {html.escape(latest.question)}</div>'
+              f'{sources_of(latest, len(answers))}']
+    for turn, answer in reversed(list(enumerate(earlier, start=1))):
         blocks.append(f'<details class="turn" id="turn-{turn}"><summary class="turn-head">Answer {turn}: '
-                      f'{html.escape(asked)}</summary>{rendered}</details>')
+                      f'{html.escape(answer.question)}</summary>{sources_of(answer, turn)}</details>')
     return "".join(blocks)
+
+
+def conversation_markdown(answers: list[Answer], asked_on: dt.date | None = None) -> str:
+    """The conversation as a Markdown document to keep or paste into a report: each question, its
+    answer and the sources its [n] refer to (title, site, date, link, the passage). Markup in
+    article text is escaped (<, >, &) so that a viewer shows it as text."""
+    def text(value: str) -> str:
+        return html.escape(value, quote=False)
+
+    lines = [f"# News assistant conversation{f' ({asked_on.isoformat()})' if asked_on else ''}"]
+    for turn, answer in enumerate(answers, start=1):
+        lines += ["", f"## {turn}. {text(answer.question)}", ""]
+        if answer.standalone_question and answer.standalone_question != answer.question:
+            lines += [f"*Searched for: {text(answer.standalone_question)}*", ""]
+        lines.append(text(answer.answer))
+        listed = answer.citations or answer.closest_articles
+        if listed:
+            lines += ["", "Sources:" if answer.citations else "Closest articles (not enough to answer):", ""]
+        for c in listed:
+            about = ", ".join(x for x in (c.site, c.published) if x)
+            lines.append(f"{f'[{c.n}]' if answer.citations else '-'} **{text(c.title or c.article_id)}**"
+                         f"{f' ({text(about)})' if about else ''}{f' <{text(c.url)}>' if c.url else ''}")
+            if answer.citations:
+                lines.append(f"    > {text(' '.join(c.text.split()))}")
+    return "\n".join(lines) + "\n"
 
 
 def _highlight(text: str, words: set[str]) -> str:
@@ -248,39 +281,48 @@ def build_app(settings: Settings, assistant: NewsAssistant):
     # Gradio stores every upload under its upload folder (GRADIO_TEMP_DIR, set by
     # configure_uploads to the app's own folder); the ingest reads nothing else.
     upload_root = Path(gr.utils.get_upload_folder()).resolve()
+    # Conversation downloads are written where Gradio may serve files from (its temp folder).
+    export_dir = Path(tempfile.gettempdir()) / "news-assistant-exports"
+    export_dir.mkdir(parents=True, exist_ok=True)
 
     def respond(message, chat, pairs, turns, since, until, sites, as_of):
         chat = list(chat or [])
         pairs = list(pairs or [])
-        turns = list(turns or [])  # (question, rendered sources) of each answer so far
+        turns = list(turns or [])  # the Answer of each turn so far
         message = (message or "").strip()
         if not message:
-            yield chat, gr.skip(), pairs, turns, ""
+            yield chat, gr.skip(), pairs, turns, "", gr.skip()
             return
         chat += [{"role": "user", "content": html.escape(message)}, {"role": "assistant", "content": "…"}]
-        yield chat, gr.skip(), pairs, turns, ""
+        yield chat, gr.skip(), pairs, turns, "", gr.skip()
         try:
             filters, asked_on = parse_filters(since, until, sites), parse_as_of(as_of)
         except AssistantError as exc:
             chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
-            yield chat, gr.skip(), pairs, turns, ""
+            yield chat, gr.skip(), pairs, turns, "", gr.skip()
             return
         for piece in stream_answer(assistant, message, pairs, filters, asked_on):
             if isinstance(piece, Answer):
                 note = ""
                 if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
                     note = "The filters (dates, sites or as-of date) may have left out the articles that cover it."
-                turn = len(turns) + 1
-                chat[-1]["content"] = render_answer(piece, note, turn)
+                chat[-1]["content"] = render_answer(piece, note, len(turns) + 1)
                 pairs.append((message, piece.answer))
-                turns.append((message, render_sources(piece, turn) if piece.citations else NO_SOURCES))
-                yield chat, render_conversation_sources(turns), pairs, turns, ""
+                turns.append(piece)
+                export = gr.update(value=write_export(turns, asked_on), visible=True)
+                yield chat, render_conversation_sources(turns), pairs, turns, "", export
             else:
                 chat[-1]["content"] = html.escape(piece)
-                yield chat, gr.skip(), pairs, turns, ""
+                yield chat, gr.skip(), pairs, turns, "", gr.skip()
+
+    def write_export(answers: list[Answer], asked_on: dt.date) -> str:
+        # A new file per answer: Gradio serves (and caches) a file by its path.
+        path = export_dir / f"conversation-{uuid.uuid4().hex[:12]}.md"
+        path.write_text(conversation_markdown(answers, asked_on), encoding="utf-8")
+        return str(path)
 
     def new_conversation():
-        return [], render_sources(None), [], [], ""
+        return [], render_sources(None), [], [], "", gr.update(value=None, visible=False)
 
     def chat_api(message: str) -> str:
         """Text answer with its sources listed (Markdown)."""
@@ -372,7 +414,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
 
     with gr.Blocks(title="News assistant") as app:
         pairs = gr.State([])
-        turns = gr.State([])  # each answer's question and rendered sources, for the sources panel
+        turns = gr.State([])  # each answer of the conversation: the sources panel and the download
         gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
         with gr.Tab("Ask"):
             with gr.Row():
@@ -382,6 +424,8 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                     with gr.Row():
                         send = gr.Button("Ask", variant="primary", elem_id="ask-button")
                         clear = gr.Button("New conversation", elem_id="new-conversation")
+                    download = gr.DownloadButton("Download conversation (Markdown, with sources)", visible=False,
+                                                 size="sm", elem_id="download-conversation")
                     gr.Examples(EXAMPLES, inputs=question, label="Examples")
                     with gr.Accordion("Filters", open=False):
                         with gr.Row():
@@ -412,7 +456,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             pending_removal = gr.State("")  # the article id the first click of "Remove" named
 
         inputs = [question, chatbot, pairs, turns, since, until, sites, as_of]
-        outputs = [chatbot, sources, pairs, turns, question]
+        outputs = [chatbot, sources, pairs, turns, question, download]
         send.click(respond, inputs, outputs, api_visibility="private")
         question.submit(respond, inputs, outputs, api_visibility="private")
         clear.click(new_conversation, None, outputs, api_visibility="private")

@@ -124,7 +124,7 @@ def test_seed_question_answer_citation_and_sources_panel(browser, app_url):
     page.close()
 
 
-def test_an_earlier_answers_citation_leads_to_its_own_source(browser, app_url):
+def test_an_earlier_answers_citation_leads_to_its_own_source_and_the_conversation_downloads(browser, app_url):
     """After a follow-up, the first answer's [1] opens the first answer's folded sources, not the
     latest answer's source [1] (each answer numbers its sources from 1)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -143,6 +143,12 @@ def test_an_earlier_answers_citation_leads_to_its_own_source(browser, app_url):
     assert source.get_attribute("id") == "source-1-1" and source.is_visible()
     assert folded.get_attribute("open") is not None
     assert "Alaska" in source.inner_text()  # the passage the first answer was given
+    # The conversation downloads as Markdown, each answer with its sources.
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#download-conversation").click()
+    document = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "## 1. What is Nissan's Fisker angle?" in document and "## 2. When was that reported?" in document
+    assert document.count("[1] **Nissan and Honda explore an EV and software partnership** (2024-03-15)") == 2
     page.close()
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import contextmanager
 
 import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
 from assistant.errors import AssistantError
-from assistant.ui import (build_app, format_sources, launch, render_answer, render_conversation_sources,
-                          render_sources)
+from assistant.ui import (build_app, conversation_markdown, format_sources, launch, render_answer,
+                          render_conversation_sources, render_sources)
 
 from .conftest import ScriptedLLM, make_settings
 from .test_cli import free_port
@@ -77,8 +78,6 @@ def test_ask_api_returns_the_cli_json(seed_index):
 def test_the_chat_asks_as_of_today_unless_told(seed_index):
     """As on the command line: recent articles preferred, later ones left out (ranking without an
     as-of date is worse: BENCHMARKS.md, "Ranking without an as-of date")."""
-    import datetime as dt
-
     from assistant.ui import parse_as_of, stream_answer
 
     asked_on = []
@@ -119,14 +118,32 @@ def test_each_answer_links_to_its_own_sources_in_the_conversation_panel():
                       url="", text="Nissan is in talks with Fisker.")
     honda = Citation(n=1, article_id="b", title="Honda picks GM", site="b.com", published="2024-03-16",
                      url="", text="Honda partnered with GM.")
-    first = Answer("q1", "Nissan is in talks with Fisker [1].", [nissan], ["a"], {})
-    second = Answer("q2", "Honda partnered with GM [1].", [honda], ["b"], {})
+    first = Answer("Nissan's <b>angle</b>?", "Nissan is in talks with Fisker [1].", [nissan], ["a"], {})
+    second = Answer("And Honda?", "Honda partnered with GM [1].", [honda], ["b"], {})
     assert 'data-source="source-1-1"' in render_answer(first, turn=1)
     assert 'data-source="source-2-1"' in render_answer(second, turn=2)
-    panel = render_conversation_sources([("Nissan's <b>angle</b>?", render_sources(first, 1)),
-                                         ("And Honda?", render_sources(second, 2))])
-    latest, folded = panel.split('<details class="turn"')
+    latest, folded = render_conversation_sources([first, second]).split('<details class="turn"')
     assert 'id="source-2-1"' in latest and "Honda picks GM" in latest and "Nissan" not in latest
     assert 'id="source-1-1"' in folded and "Nissan eyes Fisker" in folded
     assert "Answer 1: Nissan&#x27;s &lt;b&gt;angle&lt;/b&gt;?" in folded  # the question, escaped
     assert render_conversation_sources([]) == render_sources(None)
+
+
+def test_the_conversation_downloads_as_markdown_with_each_answers_sources():
+    cited = Citation(n=1, article_id="a", title="Nissan eyes <script>Fisker</script>", site="a.com",
+                     published="2024-03-15", url="https://a.com/n", text="Nissan is in\ntalks with Fisker.")
+    closest = Citation(n=1, article_id="b", title="Oil steady", site="b.com", published="2024-03-16", url="",
+                       text="Oil was steady.")
+    first = Answer("What is Nissan's Fisker angle?", "Nissan is in talks with Fisker [1].", [cited], ["a"], {})
+    second = Answer("When was that reported?", "The indexed articles do not cover this question.", [], ["b"], {},
+                    refused=True, standalone_question="What is Nissan's Fisker angle? When was that reported?",
+                    closest_articles=[closest])
+    document = conversation_markdown([first, second], dt.date(2024, 3, 20))
+    assert document.startswith("# News assistant conversation (2024-03-20)\n")
+    one, two = document.split("## 2. ")
+    assert "## 1. What is Nissan's Fisker angle?" in one and "Nissan is in talks with Fisker [1]." in one
+    assert "[1] **Nissan eyes &lt;script&gt;Fisker&lt;/script&gt;** (a.com, 2024-03-15) <https://a.com/n>" in one
+    assert "    > Nissan is in talks with Fisker." in one  # the passage, on one line
+    assert "*Searched for: What is Nissan's Fisker angle? When was that reported?*" in two
+    assert "Closest articles (not enough to answer):" in two and "- **Oil steady** (b.com, 2024-03-16)" in two
+    assert "<script>" not in document
