@@ -4,9 +4,9 @@ Ask tab: streamed answers with follow-ups, numbered citations that link to a
 sources panel (title, site, date, link, the passage with the supporting words
 highlighted; earlier answers' sources stay, folded under their question), date
 and site filters, example questions, a new-conversation button, and a download
-of the conversation with its sources as Markdown. Corpus tab: upload and ingest articles with a progress bar, index
-statistics, the list of articles searchable by title, and removing an article
-(click its row, then "Remove from index" twice). A named API endpoint
+of the conversation with its sources as Markdown. Corpus tab: upload and ingest
+articles with a progress bar, index statistics, the list of articles searchable
+by title, and removing an article (click its row, then "Remove from index" twice). A named API endpoint
 `ask` returns the same JSON object as `python -m assistant ask --json`.
 
 Every piece of article text or model output is HTML-escaped before it is shown:
@@ -44,7 +44,6 @@ UPLOAD_TYPES = sorted(SUPPORTED_SUFFIXES | {".gz"})
 MAX_UPLOAD = "20mb"
 ARTICLE_ROWS = 200
 ARTICLE_ID_COLUMN = 4  # of the article table's rows: title, site, published, url, id
-NO_SOURCES = '<div class="sources-empty">No sources: the indexed articles do not cover this question.</div>'
 
 # Clicking a citation mark scrolls the sources panel to that source and flashes it.
 HEAD = """
@@ -148,7 +147,10 @@ def render_conversation_sources(answers: list[Answer]) -> str:
         return render_sources(None)
 
     def sources_of(answer: Answer, turn: int) -> str:
-        return render_sources(answer, turn) if answer.citations else NO_SOURCES
+        if answer.citations:
+            return render_sources(answer, turn)
+        why = "the indexed articles do not cover this question" if answer.refused else "this answer cites none"
+        return f'<div class="sources-empty">No sources: {why}.</div>'
 
     *earlier, latest = answers
     blocks = [f'<div class="turn-head">Answer {len(answers)}: {html.escape(latest.question)}</div>'

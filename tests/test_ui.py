@@ -127,6 +127,9 @@ def test_each_answer_links_to_its_own_sources_in_the_conversation_panel():
     assert 'id="source-1-1"' in folded and "Nissan eyes Fisker" in folded
     assert "Answer 1: Nissan&#x27;s &lt;b&gt;angle&lt;/b&gt;?" in folded  # the question, escaped
     assert render_conversation_sources([]) == render_sources(None)
+    refusal = Answer("And Toyota?", "The indexed articles do not cover this question.", [], [], {}, refused=True)
+    assert "No sources: the indexed articles do not cover this question." in render_conversation_sources(
+        [first, refusal]).split("<details")[0]
 
 
 def test_the_conversation_downloads_as_markdown_with_each_answers_sources():
