@@ -84,6 +84,7 @@ class Candidates:
     keyword: list[NodeWithScore]  # BM25 matches, best first; score = BM25 score
     best_similarity: float  # highest cosine among the vector candidates (relevance gate)
     question_embedding: list[float] | None = None  # computed once per question (None when no vector search ran)
+    newest_day: int | None = None  # the index's newest article (day number), for ``NewsRetriever.age_anchor``
 
 
 @dataclass
@@ -123,7 +124,7 @@ class NewsRetriever:
         """``as_of`` is the day the question is asked: later articles do not exist yet, recent ones count more."""
         s = self.settings
         found = self.candidates(question, filters, as_of)
-        fused = fuse_candidates(s, question, found, as_of)
+        fused = fuse_candidates(s, question, found, self.age_anchor(as_of, found.newest_day))
         best = diversify(fused, s.max_chunks_per_article, s.duplicate_jaccard, s.window_chunks, s.retrieve_top_k)
         part_scores: dict[str, list[tuple[int, int, float]]] = {}
         if s.window_chunks > 0:
@@ -148,10 +149,24 @@ class NewsRetriever:
             embedding = self.embed_model.get_query_embedding(question)
             vector_nodes = self._vector_search(QueryBundle(question, embedding=embedding), filters, asked_filters)
         best_similarity = max((n.score or 0.0 for n in vector_nodes), default=0.0)
-        keyword_nodes = self._keyword_search(question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
+        keyword = self.store.keyword_index()
+        keyword_nodes = self._keyword_search(keyword, question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
         if s.retrieval_mode == "bm25" and keyword_nodes:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
-        return Candidates(vector_nodes, keyword_nodes, best_similarity, embedding)
+        return Candidates(vector_nodes, keyword_nodes, best_similarity, embedding,
+                          keyword.newest_day if keyword is not None else None)
+
+    def age_anchor(self, as_of: dt.date | None, newest_day: int | None) -> dt.date | None:
+        """The day articles' ages are counted from (the learned fusion's age feature, the fixed fusions'
+        recency): the as-of day, unless the index's newest article is more than ``stale_index_days``
+        older than it. Then the newest article's day (with the grace days) is "now": an archive that
+        ended in 2023, asked today, would otherwise show every article as years old, and the ranking
+        could no longer tell the archive's last week from its first (BENCHMARKS.md, per-week table)."""
+        s = self.settings
+        if as_of is None or newest_day is None or s.stale_index_days <= 0:
+            return as_of
+        archive_end = EPOCH + dt.timedelta(days=newest_day + s.as_of_grace_days)
+        return archive_end if (as_of - archive_end).days > s.stale_index_days else as_of
 
     def _windows(
         self, centers: list[NodeWithScore], fused_scores: dict[str, float]
@@ -242,8 +257,7 @@ class NewsRetriever:
             node.score = 1.0 + math.log(node.score) if node.score else 0.0
         return nodes
 
-    def _keyword_search(self, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
-        keyword = self.store.keyword_index()
+    def _keyword_search(self, keyword, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
         if keyword is None:
             return []
         mask = filters.keyword_mask(keyword.days, keyword.sites)

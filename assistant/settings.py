@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     rrf_k: float = Field(60.0, description="Reciprocal rank fusion constant (fusion=rrf).")
     recency_half_life_days: float = Field(365.0, description="With an as-of date and a fixed fusion, a chunk's score halves per this many days of age; 0 = no preference for recent articles (with fusion=learned too: every article then counts as the same age).")
     as_of_grace_days: int = Field(1, description="With an as-of date, articles up to this many days later still count (time zones, late dating).")
+    stale_index_days: int = Field(
+        30, ge=0, description="When the index's newest article is more than this many days older than the as-of day "
+        "(an older archive asked today), article ages count from that newest article instead, so that the archive's "
+        "last weeks still count as recent; 0 = always from the as-of day.")
     window_chunks: int = Field(0, description="Each retrieved chunk comes back with this many neighbouring chunks of its article on each side (1 ranks better; see README).")
     max_chunks_per_article: int = Field(2, description="At most this many results (chunk windows) of one article.")
     duplicate_jaccard: float = Field(0.8, description="Chunks this similar (word-set Jaccard) to a better one are dropped.")

@@ -153,6 +153,8 @@ class KeywordIndex:
         self.days = np.array([int(c.get("published_day", -1)) for c in corpus], dtype=np.int32)
         self.sites = np.array([c.get("site") or "" for c in corpus], dtype=object)
         self.node_ids = np.array([c["node_id"] for c in corpus], dtype=object)
+        dated = self.days[self.days >= 0]
+        self.newest_day = int(dated.max()) if len(dated) else None  # the newest article's day number
 
     @classmethod
     def build(cls, nodes, chunk_count: int, folder: Path | None, generation: str | None = None):

@@ -36,7 +36,7 @@ def test_defaults_are_the_documented_ones():
     assert s.retrieval_mode == "hybrid" and s.fusion == "learned" and s.candidates == 50
     assert s.vector_weight == 0.5 and s.rrf_k == 60.0 and s.window_chunks == 0
     assert s.max_chunks_per_article == 2 and s.duplicate_jaccard == 0.8
-    assert s.recency_half_life_days > 0 and s.context_top_k >= 3
+    assert s.recency_half_life_days > 0 and s.context_top_k >= 3 and s.stale_index_days == 30
 
 
 def test_weighted_reciprocal_rank_fusion():
@@ -204,6 +204,23 @@ def test_as_of_excludes_later_articles_and_prefers_recent_ones(archive):
     assert in_january == ["old-gas"]
     in_december = ids(retriever.retrieve("What happened to gas prices this week?", as_of=dt.date(2023, 12, 2)))
     assert in_december[0] == "future"
+
+
+def test_an_archive_that_ended_long_before_the_as_of_day_counts_ages_from_its_newest_article(archive):
+    """Asked today, an archive whose newest article is from 2023-12-01 would show every article as
+    about three years old; its ages count from that newest article (plus the grace day) instead."""
+    scored = lambda retriever, day: [(n.node.node_id, round(n.score, 9)) for n in  # noqa: E731
+                                     retriever.retrieve("What happened to gas prices this week?", as_of=day).nodes]
+    store = NewsStore(archive)
+    retriever, from_as_of = NewsRetriever(archive, store), NewsRetriever(archive.model_copy(
+        update={"stale_index_days": 0}), store)
+    today, archive_end = dt.date(2026, 12, 6), dt.date(2023, 12, 2)
+    assert retriever.age_anchor(today, day_number(dt.date(2023, 12, 1))) == archive_end
+    assert scored(retriever, today) == scored(retriever, archive_end)
+    assert scored(from_as_of, today) != scored(retriever, today)  # the setting's 0 keeps the old behaviour
+    # An index with articles up to the as-of day, or close to it, is unchanged.
+    assert scored(retriever, dt.date(2023, 6, 12)) == scored(from_as_of, dt.date(2023, 6, 12))
+    assert retriever.age_anchor(dt.date(2023, 12, 20), day_number(dt.date(2023, 12, 1))) == dt.date(2023, 12, 20)
 
 
 def ingest_crowded_by_later_articles(store: NewsStore) -> None:
