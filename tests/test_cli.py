@@ -66,6 +66,10 @@ def test_ask_json_refusal_for_uncovered_question(seed_index):
     text = run_cli("--index", str(seed_index), "ask", "What is the capital of Mongolia?").stdout
     assert text.splitlines()[0] == "The indexed articles do not cover this question."
     assert "Closest articles (not enough to answer):\n- Nissan and Honda explore an EV and software partnership" in text
+    # Streamed, and in a conversation on the command line, the same text is printed.
+    streamed = run_cli("--index", str(seed_index), "ask", "What is the capital of Mongolia?", "--stream").stdout
+    chatted = run_cli("--index", str(seed_index), "chat", stdin="What is the capital of Mongolia?\n")
+    assert streamed == text and chatted.returncode == 0 and chatted.stdout == text + "\n", chatted.stderr
 
 
 def test_missing_index(tmp_path):
