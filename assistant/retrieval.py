@@ -30,7 +30,7 @@ from llama_index.core.vector_stores import FilterCondition, FilterOperator, Meta
 from .chunking import chunk_id, chunk_position, embedding_model
 from .errors import AssistantError
 from .settings import Settings
-from .store import NewsStore
+from .store import KeywordIndex, NewsStore
 from .text import content_of, content_words, names, word_pairs, words
 
 EPOCH = dt.date(1970, 1, 1)
@@ -136,7 +136,9 @@ class NewsRetriever:
     ) -> Candidates:
         """Each retriever's own ranking under the filters and the as-of limit, before fusion."""
         s = self.settings
-        self.store.sync()  # another process may have ingested or removed articles since the last question
+        # Read once per question; it first catches up with what another process may have ingested or
+        # removed since the last question (``NewsStore.sync``), so before the vector search too.
+        keyword = self.store.keyword_index()
         filters = filters or RetrievalFilters()
         asked_filters = filters
         if as_of is not None:
@@ -147,9 +149,9 @@ class NewsRetriever:
         if s.retrieval_mode in ("hybrid", "vector"):
             # Embedded once here: llama-index's retriever would embed it again for each search.
             embedding = self.embed_model.get_query_embedding(question)
-            vector_nodes = self._vector_search(QueryBundle(question, embedding=embedding), filters, asked_filters)
+            vector_nodes = self._vector_search(QueryBundle(question, embedding=embedding), filters, asked_filters,
+                                               keyword)
         best_similarity = max((n.score or 0.0 for n in vector_nodes), default=0.0)
-        keyword = self.store.keyword_index()
         keyword_nodes = self._keyword_search(keyword, question, filters) if s.retrieval_mode in ("hybrid", "bm25") else []
         if s.retrieval_mode == "bm25" and keyword_nodes:
             best_similarity = 1.0  # BM25 alone has no calibrated relevance score; nothing is gated
@@ -207,13 +209,14 @@ class NewsRetriever:
         return out, part_scores
 
     def _vector_search(
-        self, question: QueryBundle, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None
+        self, question: QueryBundle, filters: RetrievalFilters, asked_filters: RetrievalFilters | None = None,
+        keyword: KeywordIndex | None = None,
     ) -> list[NodeWithScore]:
         """Nearest chunks under ``filters``. When the only filter is the as-of limit (the usual
         case: asked today, nothing is excluded), search unfiltered with some headroom and drop
         later articles here: a filtered search costs about 0.10 s per query on a 54,000-chunk
         index against 0.02 s unfiltered. Only if too few candidates survive is the filtered
-        search run."""
+        search run. ``keyword`` is the question's keyword index (read from the store if not given)."""
         k = self.settings.candidates
         if asked_filters is not None and asked_filters.is_empty() and filters.until is not None:
             last_day = day_number(filters.until)
@@ -221,7 +224,7 @@ class NewsRetriever:
             kept = [n for n in nodes if int(n.node.metadata.get("published_day", -1)) <= last_day]
             if len(kept) >= k or len(nodes) < k * VECTOR_HEADROOM:  # enough, or the index holds no more
                 return kept[:k]
-        allowed = self._allowed_ids(filters)
+        allowed = self._allowed_ids(keyword, filters)
         if allowed is not None:
             if not allowed:
                 return []
@@ -231,7 +234,7 @@ class NewsRetriever:
                 pass
         return self._nearest(question, k, filters.to_metadata_filters())
 
-    def _allowed_ids(self, filters: RetrievalFilters) -> list[str] | None:
+    def _allowed_ids(self, keyword: KeywordIndex | None, filters: RetrievalFilters) -> list[str] | None:
         """The ids of the chunks ``filters`` keep, from the keyword index's in-memory arrays.
         Chroma's where-filter reads them from SQLite on every query (about 0.35 s on a
         54,000-chunk archive on 2 cores); handed the ids, the same search takes about 0.10 s
@@ -239,7 +242,7 @@ class NewsRetriever:
         on every query, or without a keyword index: Chroma filters then."""
         if self.settings.server_mode:
             return None
-        keyword = self.store.keyword_index()
+        keyword = keyword if keyword is not None else self.store.keyword_index()
         mask = None if keyword is None else filters.keyword_mask(keyword.days, keyword.sites)
         return None if mask is None else keyword.ids_where(mask)
 
@@ -257,7 +260,8 @@ class NewsRetriever:
             node.score = 1.0 + math.log(node.score) if node.score else 0.0
         return nodes
 
-    def _keyword_search(self, keyword, question: str, filters: RetrievalFilters) -> list[NodeWithScore]:
+    def _keyword_search(self, keyword: KeywordIndex | None, question: str,
+                        filters: RetrievalFilters) -> list[NodeWithScore]:
         if keyword is None:
             return []
         mask = filters.keyword_mask(keyword.days, keyword.sites)

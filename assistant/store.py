@@ -507,16 +507,18 @@ class NewsStore:
         # count as it was, so they compare the generation every write sets on the collection.
         return self.settings.server_mode and self._keyword.generation != self.write_generation()
 
+    def _stored_metadata(self) -> dict:
+        # A fresh read: the collection object keeps the metadata it was opened with, and other clients write it.
+        return self.client.get_collection(self.settings.collection).metadata or {}
+
     def write_generation(self) -> str | None:
-        """The collection's write generation as stored now (a fresh read: other clients set it)."""
-        return (self.client.get_collection(self.settings.collection).metadata or {}).get(GENERATION_KEY)
+        """The collection's write generation as stored now."""
+        return self._stored_metadata().get(GENERATION_KEY)
 
     def _bump_generation(self) -> None:
         # modify() replaces the whole metadata, so the other keys (the embedder) are passed back;
         # Chroma refuses "hnsw:" keys there, which its configuration holds anyway.
-        metadata = {key: value for key, value in
-                    (self.client.get_collection(self.settings.collection).metadata or {}).items()
-                    if not key.startswith("hnsw:")}
+        metadata = {key: value for key, value in self._stored_metadata().items() if not key.startswith("hnsw:")}
         self.collection.modify(metadata={**metadata, GENERATION_KEY: uuid.uuid4().hex})
 
     def refresh_keyword_index(self) -> None:

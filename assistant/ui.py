@@ -287,35 +287,34 @@ def build_app(settings: Settings, assistant: NewsAssistant):
     export_dir = Path(tempfile.gettempdir()) / "news-assistant-exports"
     export_dir.mkdir(parents=True, exist_ok=True)
 
-    def respond(message, chat, pairs, turns, since, until, sites, as_of):
+    def respond(message, chat, turns, since, until, sites, as_of):
         chat = list(chat or [])
-        pairs = list(pairs or [])
         turns = list(turns or [])  # the Answer of each turn so far
         message = (message or "").strip()
         if not message:
-            yield chat, gr.skip(), pairs, turns, "", gr.skip()
+            yield chat, gr.skip(), turns, "", gr.skip()
             return
         chat += [{"role": "user", "content": html.escape(message)}, {"role": "assistant", "content": "…"}]
-        yield chat, gr.skip(), pairs, turns, "", gr.skip()
+        yield chat, gr.skip(), turns, "", gr.skip()
         try:
             filters, asked_on = parse_filters(since, until, sites), parse_as_of(as_of)
         except AssistantError as exc:
             chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
-            yield chat, gr.skip(), pairs, turns, "", gr.skip()
+            yield chat, gr.skip(), turns, "", gr.skip()
             return
-        for piece in stream_answer(assistant, message, pairs, filters, asked_on):
+        history = [(answer.question, answer.answer) for answer in turns]  # for the follow-up rewrite
+        for piece in stream_answer(assistant, message, history, filters, asked_on):
             if isinstance(piece, Answer):
                 note = ""
                 if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
                     note = "The filters (dates, sites or as-of date) may have left out the articles that cover it."
                 chat[-1]["content"] = render_answer(piece, note, len(turns) + 1)
-                pairs.append((message, piece.answer))
                 turns.append(piece)
                 export = gr.update(value=write_export(turns, asked_on), visible=True)
-                yield chat, render_conversation_sources(turns), pairs, turns, "", export
+                yield chat, render_conversation_sources(turns), turns, "", export
             else:
                 chat[-1]["content"] = html.escape(piece)
-                yield chat, gr.skip(), pairs, turns, "", gr.skip()
+                yield chat, gr.skip(), turns, "", gr.skip()
 
     def write_export(answers: list[Answer], asked_on: dt.date) -> str:
         # A new file per answer: Gradio serves (and caches) a file by its path.
@@ -324,7 +323,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         return str(path)
 
     def new_conversation():
-        return [], render_sources(None), [], [], "", gr.update(value=None, visible=False)
+        return [], render_sources(None), [], "", gr.update(value=None, visible=False)
 
     def chat_api(message: str) -> str:
         """Text answer with its sources listed (Markdown)."""
@@ -415,8 +414,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         return status, stats_text(), article_rows(query), site_choices(), "", ""
 
     with gr.Blocks(title="News assistant") as app:
-        pairs = gr.State([])
-        turns = gr.State([])  # each answer of the conversation: the sources panel and the download
+        turns = gr.State([])  # each Answer of the conversation: its history, sources panel and download
         gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
         with gr.Tab("Ask"):
             with gr.Row():
@@ -457,8 +455,8 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             remove_status = gr.Markdown(elem_id="remove-status")
             pending_removal = gr.State("")  # the article id the first click of "Remove" named
 
-        inputs = [question, chatbot, pairs, turns, since, until, sites, as_of]
-        outputs = [chatbot, sources, pairs, turns, question, download]
+        inputs = [question, chatbot, turns, since, until, sites, as_of]
+        outputs = [chatbot, sources, turns, question, download]
         send.click(respond, inputs, outputs, api_visibility="private")
         question.submit(respond, inputs, outputs, api_visibility="private")
         clear.click(new_conversation, None, outputs, api_visibility="private")
