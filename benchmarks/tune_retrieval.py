@@ -1,16 +1,18 @@
 """Tune retrieval settings on development weeks without rebuilding indexes per setting.
 
     python -m benchmarks.tune_retrieval --questions .cache/sets/dev-30w.jsonl \
-        --set recency_half_life_days=7,30,0 --set vector_weight=0.3,0.5,0.7
+        --set recency_half_life_days=7,30,0 --set vector_weight=0.3,0.5,0.7 [--as-of 2026-12-06]
 
 Builds one index per week under .cache/indexes/ (the evaluator's --keep-indexes
 folders, reused between runs and by `eval --keep-indexes .cache/indexes`), then scores every combination
-of the given settings with the retrieval metrics of the evaluator.
+of the given settings with the retrieval metrics of the evaluator. Each question is asked as of
+its own date, or with --as-of as of one day for all (a user asking an older archive today).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import json
 import statistics
@@ -79,13 +81,13 @@ def development_weeks(questions: Path | None = None, weeks: int = 30, seed: int 
     return DevelopmentWeeks(answerable, sorted({q.week for q in answerable}), settings, indexes, flags, chosen)
 
 
-def score(settings_by_week: dict[str, Settings], questions, overrides: dict) -> dict:
+def score(settings_by_week: dict[str, Settings], questions, overrides: dict, as_of: dt.date | None = None) -> dict:
     records = []
     for week, week_settings in settings_by_week.items():
         engine = NewsAssistant(with_overrides(week_settings, overrides))
         tokenizer = counting_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
-            retrieval = engine.retrieve(q.question, as_of=q.date)
+            retrieval = engine.retrieve(q.question, as_of=as_of or q.date)
             texts = [n.node.get_content() for n in retrieval.ranked]
             records.append({
                 "id": q.id, "answerable": True, "answers": q.answers, "answer_article_ids": q.answer_article_ids,
@@ -136,6 +138,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], help="name=v1,v2,... (retrieval settings)")
     parser.add_argument("--index-set", action="append", default=[], help="name=value (chunking settings)")
     parser.add_argument("--root", type=Path, default=REPO / ".cache" / "indexes")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
+                        help="ask every question as of this day (YYYY-MM-DD) instead of its own date")
     args = parser.parse_args()
     quiet_libraries()
     base = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.index_set)}
@@ -143,7 +147,7 @@ def main() -> int:
     questions = [q for q in load_questions(args.questions) if q.answer_article_ids]
     indexes = week_indexes(settings, args.questions, args.root)
     for overrides in setting_grid(args.set)[1]:
-        print(json.dumps({**base, **overrides, **score(indexes, questions, overrides)}), flush=True)
+        print(json.dumps({**base, **overrides, **score(indexes, questions, overrides, args.as_of)}), flush=True)
     return 0
 
 
