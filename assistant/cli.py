@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -97,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = {"index_dir": args.index} if args.index else {}
         settings = Settings(**overrides)
-        return COMMANDS[args.command](settings, args)
+        status = COMMANDS[args.command](settings, args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return status
+    except BrokenPipeError:
+        # The reader went away (`stats --articles | head`): stop quietly, as other command-line
+        # tools do. Python flushes stdout again at exit; pointing it at devnull keeps that quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what the shell reports for a tool stopped by a closed pipe
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -50,6 +50,17 @@ def test_stats_json_keys(seed_index):
     assert stats["earliest"] == stats["latest"] == "2024-03-15"
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(seed_index):
+    """`stats --articles | head -1`: the listing stops quietly when the pipe closes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    process = subprocess.Popen([sys.executable, "-m", "assistant", "--index", str(seed_index), "stats", "--articles"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert stderr == ""
+
+
 def test_index_from_environment_variable(seed_index):
     result = run_cli("stats", "--json", env={"ASSISTANT_INDEX_DIR": str(seed_index)})
     assert json.loads(result.stdout)["articles"] == 1
