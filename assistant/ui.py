@@ -163,26 +163,16 @@ def render_conversation_sources(answers: list[Answer]) -> str:
 
 def conversation_markdown(answers: list[Answer], asked_on: dt.date | None = None) -> str:
     """The conversation as a Markdown document to keep or paste into a report: each question, its
-    answer and the sources its [n] refer to (title, site, date, link, the passage). Markup in
-    article text is escaped (<, >, &) so that a viewer shows it as text."""
-    def text(value: str) -> str:
-        return html.escape(value, quote=False)
-
+    answer and the sources its [n] refer to (see sources_markdown)."""
     lines = [f"# News assistant conversation{f' ({asked_on.isoformat()})' if asked_on else ''}"]
     for turn, answer in enumerate(answers, start=1):
-        lines += ["", f"## {turn}. {text(answer.question)}", ""]
+        lines += ["", f"## {turn}. {_md(answer.question)}", ""]
         if answer.standalone_question and answer.standalone_question != answer.question:
-            lines += [f"*Searched for: {text(answer.standalone_question)}*", ""]
-        lines.append(text(answer.answer))
-        listed = answer.citations or answer.closest_articles
-        if listed:
-            lines += ["", "Sources:" if answer.citations else "Closest articles (not enough to answer):", ""]
-        for c in listed:
-            about = ", ".join(x for x in (c.site, c.published) if x)
-            lines.append(f"{f'[{c.n}]' if answer.citations else '-'} **{text(c.title or c.article_id)}**"
-                         f"{f' ({text(about)})' if about else ''}{f' <{text(c.url)}>' if c.url else ''}")
-            if answer.citations:
-                lines.append(f"    > {text(' '.join(c.text.split()))}")
+            lines += [f"*Searched for: {_md(answer.standalone_question)}*", ""]
+        lines.append(_md(answer.answer))
+        sources = sources_markdown(answer)
+        if sources:
+            lines += ["", sources]
     return "\n".join(lines) + "\n"
 
 
@@ -196,29 +186,42 @@ def _highlight(text: str, words: set[str]) -> str:
 
 
 def format_sources(answer: Answer) -> str:
-    """Plain Markdown list of the sources (the /chat API's text answer); with a refusal, the closest articles."""
-    if answer.closest_articles:
-        lines = ["", "**Closest articles** (not enough to answer)"]
-        lines += [f"- {_title(c)}{_markdown_meta(c)}" for c in answer.closest_articles]
-        return "\n".join(lines)
-    if not answer.citations:
+    """The sources under the /chat API's text answer (empty when there are none)."""
+    sources = sources_markdown(answer)
+    return f"\n{sources}" if sources else ""
+
+
+def sources_markdown(answer: Answer) -> str:
+    """An answer's sources in Markdown, for the /chat API and the downloaded conversation: per [n]
+    the title, site, date, link and the passage; for a refusal, the closest articles. Markup in
+    article text is escaped (<, >, &) so that a viewer shows it as text."""
+    if answer.citations:
+        lines = ["**Sources**", ""]
+        for c in answer.citations:
+            lines += [f"{c.n}. **{_md(c.title or c.article_id)}**{_markdown_meta(c)}",
+                      f"   > {_md(' '.join(c.text.split()))}"]
+    elif answer.closest_articles:
+        lines = ["**Closest articles** (not enough to answer)", ""]
+        lines += [f"- **{_md(c.title or c.article_id)}**{_markdown_meta(c)}" for c in answer.closest_articles]
+    else:
         return ""
-    lines = ["", "**Sources**"]
-    for c in answer.citations:
-        passage = html.escape(" ".join(c.text.split())[:600])
-        lines.append(f"{c.n}. **{_title(c)}**{_markdown_meta(c)}\n   > {passage}")
     return "\n".join(lines)
 
 
+def _md(text: str) -> str:
+    """Text for Markdown: markup escaped, quotes left readable (a saved file is read as it is)."""
+    return html.escape(text, quote=False)
+
+
 def _title(c: Citation) -> str:
-    """The escaped title (the article id when it has none), in every place an article is named."""
+    """The escaped title (the article id when it has none), in every place an article is named in HTML."""
     return html.escape(c.title or c.article_id)
 
 
 def _markdown_meta(c: Citation) -> str:
-    """' (site, date) — <url>', each part only when known."""
-    about = _about(c, ", ")
-    return f"{f' ({about})' if about else ''}{f' — <{html.escape(c.url)}>' if c.url else ''}"
+    """' (site, date) <url>', each part only when known."""
+    about = ", ".join(_md(x) for x in (c.site, c.published) if x)
+    return f"{f' ({about})' if about else ''}{f' <{_md(c.url)}>' if c.url else ''}"
 
 
 # -- asking -------------------------------------------------------------------------

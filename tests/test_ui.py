@@ -145,8 +145,8 @@ def test_the_conversation_downloads_as_markdown_with_each_answers_sources():
     assert document.startswith("# News assistant conversation (2024-03-20)\n")
     one, two = document.split("## 2. ")
     assert "## 1. What is Nissan's Fisker angle?" in one and "Nissan is in talks with Fisker [1]." in one
-    assert "[1] **Nissan eyes &lt;script&gt;Fisker&lt;/script&gt;** (a.com, 2024-03-15) <https://a.com/n>" in one
-    assert "    > Nissan is in talks with Fisker." in one  # the passage, on one line
+    assert "1. **Nissan eyes &lt;script&gt;Fisker&lt;/script&gt;** (a.com, 2024-03-15) <https://a.com/n>" in one
+    assert "   > Nissan is in talks with Fisker." in one  # the passage, on one line
     assert "*Searched for: What is Nissan's Fisker angle? When was that reported?*" in two
-    assert "Closest articles (not enough to answer):" in two and "- **Oil steady** (b.com, 2024-03-16)" in two
+    assert "**Closest articles** (not enough to answer)" in two and "- **Oil steady** (b.com, 2024-03-16)" in two
     assert "<script>" not in document
