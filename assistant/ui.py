@@ -22,6 +22,7 @@ import queue
 import re
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -280,6 +281,21 @@ def stream_answer(assistant: NewsAssistant, question: str, history: list[tuple[s
 
 
 # -- the app ---------------------------------------------------------------------------
+KEEP_FILES_S = 24 * 3600  # how long conversation downloads and Gradio's file copies are kept
+
+
+def remove_files_older_than(folder: Path, seconds: float) -> None:
+    """Delete the files in ``folder`` last modified more than ``seconds`` ago (a long-running app
+    writes a download per answer; nothing else cleans them up)."""
+    cutoff = time.time() - seconds
+    for path in folder.glob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # removed meanwhile by another worker, or not ours to remove
+            pass
+
+
 def build_app(settings: Settings, assistant: NewsAssistant):
     import gradio as gr
 
@@ -320,7 +336,8 @@ def build_app(settings: Settings, assistant: NewsAssistant):
                 yield chat, gr.skip(), turns, "", gr.skip()
 
     def write_export(answers: list[Answer], asked_on: dt.date) -> str:
-        # A new file per answer: Gradio serves (and caches) a file by its path.
+        # A new file per answer: Gradio serves (and caches) a file by its path. Those of past days go.
+        remove_files_older_than(export_dir, KEEP_FILES_S)
         path = export_dir / f"conversation-{uuid.uuid4().hex[:12]}.md"
         path.write_text(conversation_markdown(answers, asked_on), encoding="utf-8")
         return str(path)
@@ -416,7 +433,9 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         status = f"Removed {title} ({chunks} chunks). Ingest its file again to restore it."
         return status, stats_text(), article_rows(query), site_choices(), "", ""
 
-    with gr.Blocks(title="News assistant") as app:
+    # Gradio's own copies of uploads and downloads (in upload_dir) are deleted a day after they were
+    # made, checked every hour: uploaded articles are in the index by then.
+    with gr.Blocks(title="News assistant", delete_cache=(3600, KEEP_FILES_S)) as app:
         turns = gr.State([])  # each Answer of the conversation: its history, sources panel and download
         gr.Markdown("## News assistant\nAnswers come from the indexed articles only, each claim with a numbered citation.")
         with gr.Tab("Ask"):

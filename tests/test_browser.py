@@ -148,7 +148,7 @@ def test_an_earlier_answers_citation_leads_to_its_own_source_and_the_conversatio
         page.locator("#download-conversation").click()
     document = Path(download.value.path()).read_text(encoding="utf-8")
     assert "## 1. What is Nissan's Fisker angle?" in document and "## 2. When was that reported?" in document
-    assert document.count("[1] **Nissan and Honda explore an EV and software partnership** (2024-03-15)") == 2
+    assert document.count("1. **Nissan and Honda explore an EV and software partnership** (2024-03-15)") == 2
     page.close()
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from contextlib import contextmanager
 
 import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
 from assistant.errors import AssistantError
-from assistant.ui import (build_app, conversation_markdown, format_sources, launch, render_answer,
-                          render_conversation_sources, render_sources)
+from assistant.ui import (KEEP_FILES_S, build_app, conversation_markdown, format_sources, launch, remove_files_older_than,
+                          render_answer, render_conversation_sources, render_sources)
 
 from .conftest import ScriptedLLM, make_settings
 from .test_cli import free_port
@@ -150,3 +152,17 @@ def test_the_conversation_downloads_as_markdown_with_each_answers_sources():
     assert "*Searched for: What is Nissan's Fisker angle? When was that reported?*" in two
     assert "**Closest articles** (not enough to answer)" in two and "- **Oil steady** (b.com, 2024-03-16)" in two
     assert "<script>" not in document
+
+
+def test_downloads_of_past_days_are_cleaned_up(seed_index, tmp_path):
+    """A download is written per answer; a long-running app removes its own files after a day, and
+    Gradio's copies of uploads and downloads are deleted on the same schedule."""
+    old, fresh = tmp_path / "conversation-old.md", tmp_path / "conversation-new.md"
+    old.write_text("x"), fresh.write_text("y")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    remove_files_older_than(tmp_path, KEEP_FILES_S)
+    assert not old.exists() and fresh.exists()
+    settings = make_settings(seed_index)
+    app = build_app(settings, NewsAssistant(settings, llm=ScriptedLLM(reply="x [1].", prompts=[])))
+    assert app.delete_cache == (3600, KEEP_FILES_S)
