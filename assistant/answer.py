@@ -75,6 +75,10 @@ CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
 _LEANS_ON_HISTORY = re.compile(r"^\s*(and|but|also|so|what about|how about)\b", re.IGNORECASE)
 _POINTS_BACK = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|this|these|those|there|then)\b",
                           re.IGNORECASE)
+# ... but "this week" or "these days" mean now, and "is there ...?" points nowhere.
+_NOT_POINTING_BACK = re.compile(
+    r"\b(this|these)\s+(week|weekend|month|year|quarter|season|morning|afternoon|evening|day|days|time|times)\b"
+    r"|^\s*(is|are|was|were)\s+there\b", re.IGNORECASE)
 
 
 @dataclass
@@ -242,12 +246,15 @@ class NewsAssistant:
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"').strip() if rewritten.strip() else ""
         # Small models sometimes just repeat the previous question, or the follow-up itself. A rewrite
         # must keep what the follow-up is about (its content words), stay short, and, for a follow-up
-        # that only makes sense with the conversation, add something to it; otherwise fall back to
-        # the last question plus the follow-up, which retrieval handles well enough.
+        # that only makes sense with the conversation, add something to it. Otherwise a follow-up
+        # that leans on the conversation becomes the last question plus the follow-up, which
+        # retrieval handles well enough, and a question that stands on its own (a new topic, which
+        # the 0.5B model often "rewrites" into the previous question) is searched as asked.
         asked = content_words(question)
-        echoed = content_words(rewritten) <= asked and needs_history(question)
+        leans = needs_history(question)
+        echoed = content_words(rewritten) <= asked and leans
         if not rewritten or asked - content_words(rewritten) or echoed or len(rewritten) > 3 * len(question) + 200:
-            rewritten = f"{turns[-1][0]} {question}"
+            rewritten = f"{turns[-1][0]} {question}" if leans else question
         return rewritten
 
     def answer(
@@ -391,7 +398,7 @@ def needs_history(question: str) -> bool:
     """Whether a question cannot stand alone: it opens like "and ..." or "what about ...", or it has
     at most three content words and a pronoun pointing back ("when was that reported?")."""
     return bool(_LEANS_ON_HISTORY.search(question)
-                or (len(content_words(question)) <= 3 and _POINTS_BACK.search(question)))
+                or (len(content_words(question)) <= 3 and _POINTS_BACK.search(_NOT_POINTING_BACK.sub(" ", question))))
 
 
 def choice_query(question: str, choices: list[str]) -> str:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant, blend_relevance, question_coverage, restates_question
+from assistant.answer import Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, restates_question
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.llm import chatml_completion_to_prompt, chatml_messages_to_prompt, defuse_control_tokens
@@ -362,3 +362,33 @@ def test_a_rewrite_that_only_echoes_a_follow_up_is_not_trusted(seed_index):
     assistant = NewsAssistant(make_settings(seed_index), llm=ByPromptLLM(prompts=[], replies=standalone))
     answer = assistant.ask("Who did Honda partner with for North America?", history=history)
     assert answer.standalone_question == "Who did Honda partner with for North America?"
+
+
+@pytest.mark.parametrize("question, leans", [
+    ("When was that reported?", True),
+    ("Who owns it?", True),
+    ("and what about Honda?", True),
+    ("What about Toyota?", True),
+    ("Who was there?", True),
+    ("What else happened that week?", True),
+    ("What happened to oil prices this week?", False),  # "this week" is now, not the last answer
+    ("Who resigned these days?", False),
+    ("Is there a recall?", False),
+    ("Who won the Booker Prize?", False),
+])
+def test_which_follow_ups_cannot_stand_alone(question, leans):
+    assert needs_history(question) is leans
+
+
+def test_a_new_topic_is_searched_as_asked_when_the_rewrite_cannot_be_trusted(seed_index):
+    """The 0.5B model often "rewrites" a change of subject into the previous question. A question
+    that stands on its own is then searched as asked, not glued to the previous question."""
+    back = {"<Standalone question>": "What is Nissan's Fisker angle?", "Question:": "GM [1]."}
+    assistant = NewsAssistant(make_settings(seed_index), llm=ByPromptLLM(prompts=[], replies=back))
+    history = [("What is Nissan's Fisker angle?", "Nissan may invest in Fisker [1].")]
+    answer = assistant.ask("Who did Honda partner with for North America?", history=history)
+    assert answer.standalone_question == "Who did Honda partner with for North America?"
+    answer = assistant.ask("What happened to gas prices this week?", history=history)
+    assert answer.standalone_question == "What happened to gas prices this week?"
+    answer = assistant.ask("Who owns it?", history=history)  # leans on the conversation: searched with it
+    assert answer.standalone_question == "What is Nissan's Fisker angle? Who owns it?"
