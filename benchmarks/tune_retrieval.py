@@ -87,20 +87,24 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict, as_
         engine = NewsAssistant(with_overrides(week_settings, overrides))
         tokenizer = counting_tokenizer(embedding_model(week_settings))
         for q in (q for q in questions if q.week == week):
-            retrieval = engine.retrieve(q.question, as_of=as_of or q.date)
-            texts = [n.node.get_content() for n in retrieval.ranked]
-            records.append({
-                "id": q.id, "answerable": True, "answers": q.answers, "answer_article_ids": q.answer_article_ids,
-                "hit_rank": first_hit_rank(texts[:10], q.answers),
-                "context_hit": contains_answer(retrieval.context, q.answers),
-                "context_tokens": len(tokenizer.tokenize(retrieval.context)),
-                "timings": {"retrieve_s": retrieval.retrieve_s, "select_s": retrieval.select_s},
-            })
+            records.append(retrieval_record(q, engine.retrieve(q.question, as_of=as_of or q.date), tokenizer))
     metrics = compute_metrics(records)
     out = {k: metrics[k] for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")}
     # Sentence selection's time per question (choosing what the model reads), which some settings trade for context_hit.
     out["select_p50_s"] = round(statistics.median(r["timings"]["select_s"] for r in records), 3) if records else None
     return out
+
+
+def retrieval_record(q, retrieval, tokenizer) -> dict:
+    """One question's retrieval as the evaluator's metrics read it (compute_metrics)."""
+    texts = [n.node.get_content() for n in retrieval.ranked]
+    return {
+        "id": q.id, "answerable": True, "answers": q.answers, "answer_article_ids": q.answer_article_ids,
+        "hit_rank": first_hit_rank(texts[:10], q.answers),
+        "context_hit": contains_answer(retrieval.context, q.answers),
+        "context_tokens": len(tokenizer.tokenize(retrieval.context)),
+        "timings": {"retrieve_s": retrieval.retrieve_s, "select_s": retrieval.select_s},
+    }
 
 
 def with_overrides(settings: Settings, overrides: dict) -> Settings:
