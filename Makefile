@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m benchmarks.retrieval
 	$(BIN)/python -m benchmarks.eval_weeks --unanswerable 278
 	$(BIN)/python -m benchmarks.load
+	$(BIN)/python -m benchmarks.conversation
 
 clean-index:
 	rm -rf index/* && touch index/.gitkeep
