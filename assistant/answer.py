@@ -24,7 +24,7 @@ from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from .chunking import counting_tokenizer
-from .context import SentenceSelector
+from .context import SentenceSelector, is_question, split_sentences
 from .citations import CheckedAnswer, Citation, CitationChecker, CitationStream, SentenceCheck, strip_citations
 from .errors import AssistantError
 from .llm import build_llm, count_tokens, defuse_control_tokens, next_token_logprobs
@@ -310,11 +310,12 @@ class NewsAssistant:
         with the answer in its sources), while its refusals of unanswerable questions all had a
         relevance below 0.55 (quote_min_relevance).
         A reply that only restates the question ("The chocolate bar now has paper wrappers [1].")
-        says nothing either: 7 of 249 answers in the fast profile's development run did, none right.
+        says nothing either: 7 of 249 answers in the fast profile's development run did, none right;
+        nor does one that only asks a question (a copied headline; about 1 in 140 answers).
         Such a reply gets one more try (retry_declined), then a quote of the best-matching sentence."""
         if retrieval.quote is None or retrieval.relevance < self.settings.quote_min_relevance:
             return False
-        return checked.refused or restates_question(retrieval.question, checked.text)
+        return checked.refused or says_nothing(retrieval.question, checked.text)
 
     @staticmethod
     def _quote(retrieval: Retrieval, checked: CheckedAnswer) -> CheckedAnswer:
@@ -407,12 +408,16 @@ def choice_query(question: str, choices: list[str]) -> str:
         question + "\nChoices:\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices)))
 
 
-def restates_question(question: str, reply: str) -> bool:
-    """The reply holds no content word the question does not: nothing at all (only citation
-    marks), or three or more words all taken from the question. Fewer than three can be an
-    answer the question offers ("True" to "True or false: ...", "Max" to "HBO Max became ...")."""
-    words = content_words(strip_citations(reply))
-    return not words or (len(words) >= 3 and words <= content_words(question))
+def says_nothing(question: str, reply: str) -> bool:
+    """The reply answers nothing: only citation marks; three or more words all taken from the
+    question (fewer can be an answer the question offers: "True" to "True or false: ...", "Max" to
+    "HBO Max became ..."); or nothing but questions (a headline such as "Who will be the new
+    speaker of the House?" copied as the reply)."""
+    text = strip_citations(reply)
+    words = content_words(text)
+    if not words or all(is_question(sentence) for sentence in split_sentences(text)):
+        return True
+    return len(words) >= 3 and words <= content_words(question)
 
 
 def question_coverage(question: str, ranked: list[NodeWithScore], top: int = 3) -> float | None:

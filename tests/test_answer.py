@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, restates_question
+from assistant.answer import Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, says_nothing
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.llm import chatml_completion_to_prompt, chatml_messages_to_prompt, defuse_control_tokens
@@ -158,11 +158,13 @@ def test_a_reply_that_only_restates_the_question_gets_a_second_try(seed_index):
     assert not answer.retried and len(llm.prompts) == 1
 
 
-def test_restates_question():
-    assert restates_question("Which chocolate bar now has paper wrappers?", "The chocolate bar now has paper wrappers [1].")
-    assert restates_question("Which chocolate bar?", " [1]")
-    assert not restates_question("Which chocolate bar now has paper wrappers?", "Mars bars now have paper wrappers [1].")
-    assert not restates_question("True or false: the moon has a time zone.", "True [1].")
+def test_replies_that_say_nothing():
+    assert says_nothing("Which chocolate bar now has paper wrappers?", "The chocolate bar now has paper wrappers [1].")
+    assert says_nothing("Which chocolate bar?", " [1]")
+    assert says_nothing("Who is the new speaker of the house?", "Who will be the new speaker of the House [1]?")
+    assert not says_nothing("Which chocolate bar now has paper wrappers?", "Mars bars now have paper wrappers [1].")
+    assert not says_nothing("True or false: the moon has a time zone.", "True [1].")
+    assert not says_nothing("Who is the new speaker?", "Who is he? Mike Johnson was elected speaker [1].")
 
 
 def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
