@@ -124,6 +124,11 @@ class Answer:
     retried: bool = False  # the model declined and was asked once more without the option to decline
     closest_articles: list[Citation] = field(default_factory=list)  # with a refusal: what came closest
 
+    @property
+    def nothing_matched(self) -> bool:
+        """Refused because no indexed article passed the filters (dates, sites, as-of day) at all."""
+        return self.refused and not self.retrieved
+
     def as_dict(self) -> dict:
         return {
             "question": self.question,

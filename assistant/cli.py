@@ -16,6 +16,7 @@ from .settings import Settings, env_name
 
 
 REMOVE_LISTED = 20
+NOTHING_MATCHED = "No indexed article matches the filters (--since, --until, --site, --as-of)."
 NEW_CONVERSATION = "/new"  # a chat line that forgets the conversation so far
 
 
@@ -215,6 +216,8 @@ def answer_and_print(assistant, question: str, filters, as_of: dt.date, as_json:
         return answer
     if not stream:
         print(answer.answer)
+    if answer.nothing_matched:
+        print(NOTHING_MATCHED)
     if answer.citations:
         print()
         for c in answer.citations:

@@ -45,6 +45,10 @@ class RetrievalFilters:
     until: dt.date | None = None
     sites: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self):
+        if self.since and self.until and self.since > self.until:
+            raise AssistantError(f"the date range is empty: since {self.since} is after until {self.until}")
+
     def is_empty(self) -> bool:
         return not (self.since or self.until or self.sites)
 

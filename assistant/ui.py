@@ -326,7 +326,8 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             if isinstance(piece, Answer):
                 note = ""
                 if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
-                    note = "The filters (dates, sites or as-of date) may have left out the articles that cover it."
+                    note = ("No indexed article matches the filters (dates, sites or as-of date)." if piece.nothing_matched
+                            else "The filters (dates, sites or as-of date) may have left out the articles that cover it.")
                 chat[-1]["content"] = render_answer(piece, note, len(turns) + 1)
                 turns.append(piece)
                 export = gr.update(value=write_export(turns, asked_on), visible=True)

@@ -173,8 +173,14 @@ def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
     assert assistant.ask("What is Nissan's Fisker angle?", filters=late).refused
     other_site = RetrievalFilters(sites=("cnn.com",))
     assert assistant.ask("What is Nissan's Fisker angle?", filters=other_site).refused
+    assert assistant.ask("What is Nissan's Fisker angle?", filters=other_site).nothing_matched
     around = RetrievalFilters(since=dt.date(2024, 3, 1), until=dt.date(2024, 3, 31))
     assert not assistant.ask("What is Nissan's Fisker angle?", filters=around).refused
+    # Refused by relevance, not by the filters: something was retrieved and shown as closest.
+    unrelated = assistant.ask("What is the capital of Mongolia?", filters=around)
+    assert unrelated.refused and not unrelated.nothing_matched and unrelated.closest_articles
+    with pytest.raises(AssistantError, match="date range is empty"):
+        RetrievalFilters(since=dt.date(2024, 5, 1), until=dt.date(2024, 1, 1))
 
 
 def test_streaming_delivers_the_tokens_of_the_final_answer(seed_index):

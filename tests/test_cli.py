@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+from assistant.cli import NOTHING_MATCHED
+from assistant.settings import REFUSAL
+
 from .conftest import REPO
 
 
@@ -59,6 +62,15 @@ def test_a_reader_that_stops_early_gets_no_traceback(seed_index):
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141
     assert stderr == ""
+
+
+def test_filters_that_match_no_article_say_so(seed_index):
+    result = run_cli("--index", str(seed_index), "ask", "What is Nissan's Fisker angle?", "--site", "nosuch.com")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [REFUSAL, NOTHING_MATCHED]
+    empty_range = run_cli("--index", str(seed_index), "ask", "What is Nissan's Fisker angle?",
+                          "--since", "2024-05-01", "--until", "2024-01-01")
+    assert "the date range is empty: since 2024-05-01 is after until 2024-01-01" in one_line_error(empty_range)
 
 
 def test_index_from_environment_variable(seed_index):
