@@ -46,6 +46,7 @@ class Article:
     published: str | None = None  # ISO date, YYYY-MM-DD
     authors: tuple[str, ...] = ()
     source: str = ""  # file (and line) it came from, for messages
+    unreadable_date: str | None = None  # a published value that is not a date (the article is kept undated)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ArticleLoader:
 
     max_article_bytes: int = 5_000_000
     problems: list[LoadProblem] = field(default_factory=list)
+    notes: list[LoadProblem] = field(default_factory=list)  # articles kept, with something to say about them
 
     def load(self, paths: Iterable[str | Path]) -> Iterator[Article]:
         for path in paths:
@@ -207,6 +209,9 @@ class ArticleLoader:
             if isinstance(result, str):
                 self._problem(path, line, result + ("; line skipped" if line else ""))
             else:
+                if result.unreadable_date:
+                    self.notes.append(LoadProblem(str(path), line, f"published '{result.unreadable_date}' is not a "
+                                                  "date; the article is kept without one"))
                 yield result
 
 
@@ -290,15 +295,17 @@ def make_article(
     url = _clean_str(url)
     site = _clean_str(site) or _site_from_url(url)
     article_id = _clean_str(article_id) or url or fallback_id or content_id(title, text)
+    day = normalize_date(published)
     return Article(
         id=article_id,
         title=title,
         text=text,
         url=url,
         site=site,
-        published=normalize_date(published),
+        published=day,
         authors=_normalize_authors(authors),
         source=source,
+        unreadable_date=_clean_str(published) if day is None and _clean_str(published) else None,
     )
 
 

@@ -126,6 +126,8 @@ def cmd_ingest(settings: Settings, args) -> int:
         raise AssistantError(f"nothing to ingest: {reason}")
     for problem in loader.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
+    for note in loader.notes:
+        print(f"warning: {note}", file=sys.stderr)
     if not articles:
         raise AssistantError(f"nothing to ingest: all {len(loader.problems)} inputs were skipped (see warnings)")
     store = NewsStore(settings, create=True)

@@ -401,6 +401,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             return f"Ingest failed: {html.escape(str(exc))}", stats_text(), article_rows(), site_choices()
         lines = [html.escape(report.summary()) if report else "No article could be read."]
         lines += [f"- skipped {html.escape(str(p))}" for p in loader.problems + (report.problems if report else [])]
+        lines += [f"- {html.escape(str(note))}" for note in loader.notes]
         return "\n".join(lines), stats_text(), article_rows(), site_choices()
 
     def pick_article(evt):

@@ -166,6 +166,20 @@ def test_malformed_json_line_skips_only_that_line(tmp_path: Path):
     assert "no text" in problems[1].reason
 
 
+def test_an_unreadable_date_keeps_the_article_undated_and_says_so(tmp_path: Path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"id": "a", "text": "Ponies.", "published": "2024-13-45"}\n'
+                 '{"id": "b", "text": "Horses.", "published": "2024-03-15"}\n', encoding="utf-8")
+    (tmp_path / "e.md").write_text("---\ntitle: Mules\npublished: next Tuesday\n---\nMules.\n", encoding="utf-8")
+    loader = ArticleLoader()
+    articles = list(loader.load([f, tmp_path / "e.md"]))
+    assert [(a.id, a.published) for a in articles][:2] == [("a", None), ("b", "2024-03-15")]
+    assert articles[2].published is None and loader.problems == []
+    assert [str(note) for note in loader.notes] == [
+        f"{f}:1: published '2024-13-45' is not a date; the article is kept without one",
+        f"{tmp_path / 'e.md'}: published 'next Tuesday' is not a date; the article is kept without one"]
+
+
 def test_unsupported_type_and_missing_path(tmp_path: Path):
     (tmp_path / "x.pdf").write_bytes(b"%PDF-1.4")
     assert "unsupported file type" in _one_problem(tmp_path / "x.pdf")
