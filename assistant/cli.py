@@ -188,7 +188,7 @@ def cmd_chat(settings: Settings, args) -> int:
 def _filters(args):
     from .retrieval import RetrievalFilters
 
-    return RetrievalFilters(since=args.since, until=args.until, sites=tuple(args.site))
+    return RetrievalFilters.asked(args.since, args.until, args.site)
 
 
 def answer_and_print(assistant, question: str, filters, as_of: dt.date, as_json: bool, stream: bool,

@@ -45,9 +45,14 @@ class RetrievalFilters:
     until: dt.date | None = None
     sites: tuple[str, ...] = field(default_factory=tuple)
 
-    def __post_init__(self):
-        if self.since and self.until and self.since > self.until:
-            raise AssistantError(f"the date range is empty: since {self.since} is after until {self.until}")
+    @classmethod
+    def asked(cls, since: dt.date | None, until: dt.date | None, sites) -> RetrievalFilters:
+        """Filters as a user gives them (CLI, UI): a range that is empty by itself is a mistake to
+        report, not a question to refuse. (Combined with an as-of day, an empty range is fine:
+        "since next year" asked today simply finds nothing yet.)"""
+        if since and until and since > until:
+            raise AssistantError(f"the date range is empty: since {since} is after until {until}")
+        return cls(since=since, until=until, sites=tuple(sites))
 
     def is_empty(self) -> bool:
         return not (self.since or self.until or self.sites)

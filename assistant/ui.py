@@ -247,7 +247,7 @@ def parse_as_of(value) -> dt.date:
 def parse_filters(since: str | None, until: str | None, sites) -> RetrievalFilters:
     if isinstance(sites, str):
         sites = [s.strip() for s in sites.split(",")]
-    return RetrievalFilters(since=_day(since), until=_day(until), sites=tuple(s for s in sites or [] if s))
+    return RetrievalFilters.asked(_day(since), _day(until), (s for s in sites or [] if s))
 
 
 def stream_answer(assistant: NewsAssistant, question: str, history: list[tuple[str, str]] | None = None,
@@ -278,6 +278,16 @@ def stream_answer(assistant: NewsAssistant, question: str, history: list[tuple[s
         yield f"Sorry, that did not work: {result['error']}"
         return
     yield result["answer"]
+
+
+def refusal_note(answer: Answer, filters: RetrievalFilters, asked_on: dt.date) -> str:
+    """Under a refusal asked with filters or another as-of day: whether they left no article at all,
+    or may have left out the ones that cover the question."""
+    if not answer.refused or (filters.is_empty() and asked_on == dt.date.today()):
+        return ""
+    if answer.nothing_matched:
+        return "No indexed article matches the filters (dates, sites or as-of date)."
+    return "The filters (dates, sites or as-of date) may have left out the articles that cover it."
 
 
 # -- the app ---------------------------------------------------------------------------
@@ -324,11 +334,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
         history = [(answer.question, answer.answer) for answer in turns]  # for the follow-up rewrite
         for piece in stream_answer(assistant, message, history, filters, asked_on):
             if isinstance(piece, Answer):
-                note = ""
-                if piece.refused and (not filters.is_empty() or asked_on != dt.date.today()):
-                    note = ("No indexed article matches the filters (dates, sites or as-of date)." if piece.nothing_matched
-                            else "The filters (dates, sites or as-of date) may have left out the articles that cover it.")
-                chat[-1]["content"] = render_answer(piece, note, len(turns) + 1)
+                chat[-1]["content"] = render_answer(piece, refusal_note(piece, filters, asked_on), len(turns) + 1)
                 turns.append(piece)
                 export = gr.update(value=write_export(turns, asked_on), visible=True)
                 yield chat, render_conversation_sources(turns), turns, "", export

@@ -180,7 +180,10 @@ def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
     unrelated = assistant.ask("What is the capital of Mongolia?", filters=around)
     assert unrelated.refused and not unrelated.nothing_matched and unrelated.closest_articles
     with pytest.raises(AssistantError, match="date range is empty"):
-        RetrievalFilters(since=dt.date(2024, 5, 1), until=dt.date(2024, 1, 1))
+        RetrievalFilters.asked(dt.date(2024, 5, 1), dt.date(2024, 1, 1), [])
+    # Since a day after the as-of day: nothing exists yet, which is a refusal, not an error.
+    future = RetrievalFilters.asked(dt.date(2030, 1, 1), None, [])
+    assert assistant.ask("What is Nissan's Fisker angle?", filters=future, as_of=dt.date(2026, 1, 1)).nothing_matched
 
 
 def test_streaming_delivers_the_tokens_of_the_final_answer(seed_index):

@@ -11,8 +11,9 @@ import pytest
 
 from assistant.answer import Answer, Citation, NewsAssistant
 from assistant.errors import AssistantError
-from assistant.ui import (KEEP_FILES_S, build_app, conversation_markdown, format_sources, launch, remove_files_older_than,
-                          render_answer, render_conversation_sources, render_sources)
+from assistant.retrieval import RetrievalFilters
+from assistant.ui import (KEEP_FILES_S, build_app, conversation_markdown, format_sources, launch, refusal_note,
+                          remove_files_older_than, render_answer, render_conversation_sources, render_sources)
 
 from .conftest import ScriptedLLM, make_settings
 from .test_cli import free_port
@@ -166,3 +167,19 @@ def test_downloads_of_past_days_are_cleaned_up(seed_index, tmp_path):
     settings = make_settings(seed_index)
     app = build_app(settings, NewsAssistant(settings, llm=ScriptedLLM(reply="x [1].", prompts=[])))
     assert app.delete_cache == (3600, KEEP_FILES_S)
+
+
+def test_a_refusal_under_filters_says_whether_they_left_any_article(seed_index):
+    """Through the real engine: a site filter that matches nothing, and a date range that holds the
+    seed article but not an answer to an unrelated question."""
+    settings = make_settings(seed_index)
+    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="x [1].", prompts=[]))
+    today = dt.date.today()
+    nowhere = RetrievalFilters(sites=("nosuch.com",))
+    around = RetrievalFilters(since=dt.date(2024, 3, 1), until=dt.date(2024, 3, 31))
+    no_article = assistant.ask("What is Nissan's Fisker angle?", filters=nowhere)
+    assert refusal_note(no_article, nowhere, today).startswith("No indexed article matches the filters")
+    not_covered = assistant.ask("What is the capital of Mongolia?", filters=around)
+    assert refusal_note(not_covered, around, today).startswith("The filters (dates, sites or as-of date) may have left out")
+    assert refusal_note(not_covered, RetrievalFilters(), today) == ""  # no filters: the refusal speaks for itself
+    assert refusal_note(assistant.ask("What is Nissan's Fisker angle?", filters=around), around, today) == ""
