@@ -73,7 +73,10 @@ CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
 # A follow-up that leans on the conversation: it opens like "and ..." / "what about ...", or it is
 # short and points back with a pronoun ("when was that reported?", "who owns it?").
 _LEANS_ON_HISTORY = re.compile(r"^\s*(and|but|also|so|what about|how about)\b", re.IGNORECASE)
-_POINTS_BACK = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|this|these|those|there|then)\b",
+_POINTS_BACK = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|this|these|those|there|then)\b"
+                          # "the company", "the deal": a short question naming only such a thing means the last one
+                          r"|\bthe (company|firm|automaker|carmaker|startup|deal|agreement|partnership|merger|talks|"
+                          r"plan|report|ceo|chief executive)\b",
                           re.IGNORECASE)
 # ... but "this week" or "these days" mean now, and "is there ...?" points nowhere.
 _NOT_POINTING_BACK = re.compile(
@@ -402,7 +405,8 @@ class NewsAssistant:
 
 def needs_history(question: str) -> bool:
     """Whether a question cannot stand alone: it opens like "and ..." or "what about ...", or it has
-    at most three content words and a pronoun pointing back ("when was that reported?")."""
+    at most three content words and a pronoun pointing back ("when was that reported?") or a
+    "the company" that means the last one named ("where is the company based?")."""
     return bool(_LEANS_ON_HISTORY.search(question)
                 or (len(content_words(question)) <= 3 and _POINTS_BACK.search(_NOT_POINTING_BACK.sub(" ", question))))
 

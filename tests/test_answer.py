@@ -382,6 +382,7 @@ def test_a_rewrite_that_only_echoes_a_follow_up_is_not_trusted(seed_index):
     ("What about Toyota?", True),
     ("Who was there?", True),
     ("What else happened that week?", True),
+    ("Where is the company headquartered?", True),  # no pronoun, but "the company" is the last one named
     ("What happened to oil prices this week?", False),  # "this week" is now, not the last answer
     ("Who resigned these days?", False),
     ("Is there a recall?", False),
