@@ -258,11 +258,10 @@ class NewsAssistant:
         # that leans on the conversation becomes the last question plus the follow-up, which
         # retrieval handles well enough, and a question that stands on its own (a new topic, which
         # the 0.5B model often "rewrites" into the previous question) is searched as asked.
-        asked = content_words(question)
+        asked, kept = content_words(question), content_words(rewritten)
         leans = needs_history(question)
-        echoed = content_words(rewritten) <= asked and leans
-        if not rewritten or asked - content_words(rewritten) or echoed or len(rewritten) > 3 * len(question) + 200:
-            rewritten = f"{turns[-1][0]} {question}" if leans else question
+        if not rewritten or asked - kept or (leans and kept <= asked) or len(rewritten) > 3 * len(question) + 200:
+            rewritten = with_last_question(turns[-1][0], question) if leans else question
         return rewritten
 
     def answer(
@@ -319,7 +318,8 @@ class NewsAssistant:
         relevance below 0.55 (quote_min_relevance).
         A reply that only restates the question ("The chocolate bar now has paper wrappers [1].")
         says nothing either: 7 of 249 answers in the fast profile's development run did, none right;
-        nor does one that only asks a question (a copied headline; about 1 in 140 answers).
+        nor does one that only asks a question (a copied headline; 4 of 726 replies in the stored
+        development answer runs, none right).
         Such a reply gets one more try (retry_declined), then a quote of the best-matching sentence."""
         if retrieval.quote is None or retrieval.relevance < self.settings.quote_min_relevance:
             return False
@@ -401,6 +401,11 @@ class NewsAssistant:
             "generate_s": round(generate_s, 3),
             "answer_tokens": float(count_tokens(self.llm, text)),
         }
+
+
+def with_last_question(last_question: str, follow_up: str) -> str:
+    """What a follow-up is searched as when its rewrite cannot be trusted."""
+    return f"{last_question} {follow_up}"
 
 
 def needs_history(question: str) -> bool:

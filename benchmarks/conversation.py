@@ -13,15 +13,14 @@ rewrite step searched for, and how long the rewrite took.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from assistant.answer import NewsAssistant
+from assistant.answer import NewsAssistant, with_last_question
 from assistant.chunking import counting_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
-from assistant.evaluation.scoring import compute_metrics
+from assistant.evaluation.scoring import compute_metrics, quantile
 
 from .common import fmt_metric, machine, publish
 from .tune_retrieval import REPO, development_weeks, retrieval_record
@@ -47,7 +46,7 @@ def main() -> int:
             standalone = engine.condense(q.question, [(previous.question, f"{previous.answers[0]}.")])
             rewrite_s.append(time.perf_counter() - started)
             kind = ("as asked" if standalone == q.question else
-                    "previous question + question" if standalone == f"{previous.question} {q.question}" else
+                    "previous question + question" if standalone == with_last_question(previous.question, q.question) else
                     "the model's rewrite")
             searched[kind] += 1
             alone.append(retrieval_record(q, engine.retrieve(q.question, as_of=q.date), tokenizer))
@@ -72,8 +71,8 @@ def main() -> int:
     lines += [f"| {name} | " + " | ".join(fmt_metric(m[k]) for k in METRICS) + " |" for name, m in rows.items()]
     lines += ["", "| searched for, in the chat | questions |", "|---|---:|"]
     lines += [f"| {kind} | {n} |" for kind, n in searched.items()]
-    lines += ["", f"The rewrite (one call of the model per question) took {statistics.median(rewrite_s):.2f} s "
-              f"at the median, {sorted(rewrite_s)[int(0.95 * (len(rewrite_s) - 1))]:.2f} s at p95."]
+    lines += ["", f"The rewrite (one call of the model per question) took {quantile(rewrite_s, 0.5):.2f} s "
+              f"at the median, {quantile(rewrite_s, 0.95):.2f} s at p95."]
     publish("\n".join(lines))
     return 0
 

@@ -81,7 +81,8 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def quantile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0.5, 0.95) of the values, rounded to 3 decimals; None without values."""
     if not values:
         return None
     if len(values) == 1:
@@ -121,13 +122,13 @@ def compute_metrics(records: list[dict]) -> dict:
     metrics["refusal_unanswerable"] = _mean([1.0 if r["refused"] else 0.0 for r in unanswerable if r.get("answer") is not None])
     metrics["refusal_answerable"] = _mean([1.0 if r["refused"] else 0.0 for r in answerable if r.get("answer") is not None])
     latencies = [r["timings"]["total_s"] for r in generated if "total_s" in r.get("timings", {})]
-    metrics["latency_p50_s"] = _quantile(latencies, 0.50)
-    metrics["latency_p95_s"] = _quantile(latencies, 0.95)
+    metrics["latency_p50_s"] = quantile(latencies, 0.50)
+    metrics["latency_p95_s"] = quantile(latencies, 0.95)
     ranking = [r["timings"]["rank_s"] for r in ok if "rank_s" in r.get("timings", {})]
-    metrics["retrieval_p50_s"] = _quantile(ranking, 0.50)
-    metrics["retrieval_p95_s"] = _quantile(ranking, 0.95)
+    metrics["retrieval_p50_s"] = quantile(ranking, 0.50)
+    metrics["retrieval_p95_s"] = quantile(ranking, 0.95)
     first_tokens = [r["timings"]["first_token_s"] for r in generated if "first_token_s" in r.get("timings", {})]
-    metrics["first_token_p50_s"] = _quantile(first_tokens, 0.50)
+    metrics["first_token_p50_s"] = quantile(first_tokens, 0.50)
     # Decoding speed: tokens over the time after the first token (prompt processing excluded).
     tokens = sum(r["timings"].get("answer_tokens", 0.0) for r in generated)
     seconds = sum(max(0.0, r["timings"].get("generate_s", 0.0) - r["timings"].get("first_token_s", 0.0))
