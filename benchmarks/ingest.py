@@ -22,12 +22,13 @@ import argparse
 import itertools
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from assistant.evaluation.scoring import quantile
 
 from .common import REPO, RTQA_ARTICLES as RTQA, machine, publish
 
@@ -139,10 +140,6 @@ def worker_query(args) -> dict:
             "rank_p50_s": quantile(rank_s, 0.5), "rank_p95_s": quantile(rank_s, 0.95),
             "retrieve_p50_s": quantile(retrieve_s, 0.5), "retrieve_p95_s": quantile(retrieve_s, 0.95),
             "in_scope": in_scope, "hit@5": hits / in_scope if in_scope else None}
-
-
-def quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
 
 
 WORKERS = {"encode": worker_encode, "baseline": worker_baseline, "ours": worker_ours, "query": worker_query}

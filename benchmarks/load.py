@@ -16,13 +16,14 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from assistant.evaluation.scoring import quantile
 
 from .common import REPO, RTQA, RTQA_ARTICLES, fmt_metric, machine, publish
 
@@ -37,8 +38,7 @@ class LoadResult:
         return [r for r in self.records if "error" in r["response"] or r["response"].get("question") != r["question"]]
 
     def latency(self, q: float) -> float:
-        values = sorted(r["latency_s"] for r in self.records)
-        return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
+        return quantile([r["latency_s"] for r in self.records], q)
 
     def max_in_flight(self) -> int:
         """Most requests open at one moment (proves the clients really overlapped)."""
