@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m benchmarks.eval_weeks --unanswerable 278
 	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.conversation
+	$(BIN)/python -m benchmarks.follow_ups
 
 clean-index:
 	rm -rf index/* && touch index/.gitkeep

@@ -25,7 +25,7 @@ from assistant.chunking import counting_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
 from assistant.evaluation.questions import load_questions
 from assistant.evaluation.runner import CorpusIndex, EvalOptions, build_index, corpus_groups, load_articles
-from assistant.evaluation.scoring import compute_metrics, contains_answer, first_hit_rank
+from assistant.evaluation.scoring import compute_metrics, contains_answer, first_article_rank, first_hit_rank
 from assistant.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +101,7 @@ def retrieval_record(q, retrieval, tokenizer) -> dict:
     return {
         "id": q.id, "answerable": True, "answers": q.answers, "answer_article_ids": q.answer_article_ids,
         "hit_rank": first_hit_rank(texts[:10], q.answers),
+        "article_rank": first_article_rank(retrieval.chunk_article_ids[:10], q.answer_article_ids),
         "context_hit": contains_answer(retrieval.context, q.answers),
         "context_tokens": len(tokenizer.tokenize(retrieval.context)),
         "timings": {"retrieve_s": retrieval.retrieve_s, "select_s": retrieval.select_s},

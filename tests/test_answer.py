@@ -392,6 +392,15 @@ def test_which_follow_ups_cannot_stand_alone(question, leans):
     assert needs_history(question) is leans
 
 
+def test_the_follow_up_benchmark_exchanges_are_well_formed():
+    """benchmarks/follow_ups.jsonl is hand-edited and only read by a benchmark CI does not run."""
+    from benchmarks.follow_ups import PAIRS, REPO, load_pairs
+
+    pairs = load_pairs(REPO / PAIRS)
+    assert len(pairs) >= 50 and len({p["id"] for p in pairs}) == len(pairs)
+    assert all(re.fullmatch(r"\d{8}/\d{8}_\d+", p["id"]) and p["first"] != p["follow_up"] for p in pairs)
+
+
 def test_a_new_topic_is_searched_as_asked_when_the_rewrite_cannot_be_trusted(seed_index):
     """The 0.5B model often "rewrites" a change of subject into the previous question. A question
     that stands on its own is then searched as asked, not glued to the previous question."""
