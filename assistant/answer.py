@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -70,6 +71,7 @@ CHOICE_SYSTEM_PROMPT = (
 CHOICE_PROMPT = sources_prompt(CHOICE_SYSTEM_PROMPT)
 LETTERS = "ABCDEFGH"
 CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
+GLUED_QUESTION_CHARS = 500  # of the last question searched with a follow-up whose rewrite is not trusted
 # A follow-up that leans on the conversation: it opens like "and ..." / "what about ...", or it is
 # short and points back with a pronoun ("when was that reported?", "who owns it?").
 _LEANS_ON_HISTORY = re.compile(r"^\s*(and|but|also|so|what about|how about)\b", re.IGNORECASE)
@@ -126,6 +128,13 @@ class Answer:
     quoted: bool = False  # the model gave no usable answer; the best-matching source sentence is quoted
     retried: bool = False  # the model declined and was asked once more without the option to decline
     closest_articles: list[Citation] = field(default_factory=list)  # with a refusal: what came closest
+
+    @property
+    def exchange(self) -> tuple[str, str]:
+        """This turn as the history of the conversation's next question: what was searched (a follow-up
+        made standalone) and the reply, so that a follow-up of a follow-up still carries the subject
+        ("Tell me about Fisker." -> "Who owns it?" -> "When was that?")."""
+        return self.standalone_question or self.question, self.answer
 
     @property
     def nothing_matched(self) -> bool:
@@ -232,7 +241,7 @@ class NewsAssistant:
         history: list[tuple[str, str]] | None = None,
     ) -> Answer:
         """Answer with citations; ``choices`` turns it into a multiple-choice pick; with
-        ``history`` (earlier question/answer pairs) a follow-up is first made standalone."""
+        ``history`` (earlier exchanges: Answer.exchange) a follow-up is first made standalone."""
         question = self.check_question(question)
         standalone = self.condense(question, history) if history else question
         answer = self.answer(self.retrieve(standalone, filters, as_of), on_token=on_token, choices=choices)
@@ -261,7 +270,7 @@ class NewsAssistant:
         asked, kept = content_words(question), content_words(rewritten)
         leans = needs_history(question)
         if not rewritten or asked - kept or (leans and kept <= asked) or len(rewritten) > 3 * len(question) + 200:
-            rewritten = with_last_question(turns[-1][0], question) if leans else question
+            rewritten = with_last_question(turns[-1][0], question, self.settings.max_question_chars) if leans else question
         return rewritten
 
     def answer(
@@ -403,9 +412,15 @@ class NewsAssistant:
         }
 
 
-def with_last_question(last_question: str, follow_up: str) -> str:
-    """What a follow-up is searched as when its rewrite cannot be trusted."""
-    return f"{last_question} {follow_up}"
+def with_last_question(last_question: str, follow_up: str, max_chars: int | None = None) -> str:
+    """What a follow-up is searched as when its rewrite cannot be trusted: the last question searched,
+    then the follow-up. Of the last question only the first GLUED_QUESTION_CHARS characters are kept
+    (its subject comes first in a chain of such follow-ups, which would otherwise grow with each turn),
+    fewer if the whole would pass ``max_chars`` (the question length limit)."""
+    room = GLUED_QUESTION_CHARS if max_chars is None else min(GLUED_QUESTION_CHARS, max_chars - len(follow_up) - 1)
+    if len(last_question) > room:  # cut at a word; a first word longer than the room leaves nothing
+        last_question = textwrap.shorten(last_question, room, placeholder="") if room > 0 else ""
+    return f"{last_question} {follow_up}" if last_question else follow_up
 
 
 def needs_history(question: str) -> bool:

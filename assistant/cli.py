@@ -177,7 +177,7 @@ def cmd_chat(settings: Settings, args) -> int:
             if args.json:
                 print(json.dumps({"question": question, "error": str(exc)}, ensure_ascii=False), flush=True)
             continue
-        history.append((question, answer.answer))
+        history.append(answer.exchange)
         if not args.json:
             print(flush=True)  # a blank line between turns
     if interactive:

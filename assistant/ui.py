@@ -331,7 +331,7 @@ def build_app(settings: Settings, assistant: NewsAssistant):
             chat[-1]["content"] = f"Sorry, that did not work: {html.escape(str(exc))}"
             yield chat, gr.skip(), turns, "", gr.skip()
             return
-        history = [(answer.question, answer.answer) for answer in turns]  # for the follow-up rewrite
+        history = [answer.exchange for answer in turns]  # for the follow-up rewrite
         for piece in stream_answer(assistant, message, history, filters, asked_on):
             if isinstance(piece, Answer):
                 chat[-1]["content"] = render_answer(piece, refusal_note(piece, filters, asked_on), len(turns) + 1)

@@ -305,6 +305,24 @@ def test_empty_rewrite_falls_back_to_previous_question_plus_follow_up(seed_index
     assert answer.standalone_question == "Who did Honda partner with? when was that?"
 
 
+def test_a_follow_up_of_a_follow_up_keeps_the_subject(seed_index):
+    """Each turn enters the history as what it searched (Answer.exchange), so when the rewrite cannot
+    be trusted a chain of follow-ups is still searched with its subject, and the glued question stays
+    within the length limit however long the earlier one was."""
+    llm = ByPromptLLM(prompts=[], replies={"<Standalone question>": "  ", "Question:": "General Motors [1]."})
+    assistant = NewsAssistant(make_settings(seed_index), llm=llm)
+    first = assistant.ask("Who did Honda partner with?")
+    second = assistant.ask("when was that?", history=[first.exchange])
+    third = assistant.ask("where is it based?", history=[first.exchange, second.exchange])
+    assert third.standalone_question == "Who did Honda partner with? when was that? where is it based?"
+    last_rewrite_prompt = [p for p in llm.prompts if "<Standalone question>" in p][-1]
+    assert "Human: Who did Honda partner with? when was that?" in last_rewrite_prompt  # what the rewrite saw
+    long_question = "Who did Honda partner with for North America? " + "And what else? " * 130  # 1,996: whole, over the limit
+    answer = assistant.ask("when was that?", history=[(long_question, "GM [1].")])
+    assert answer.standalone_question.startswith("Who did Honda partner with for North America? And what else?")
+    assert answer.standalone_question.endswith(" when was that?") and len(answer.standalone_question) <= 520
+
+
 def test_sentence_context_keeps_the_answer_sentence_within_budget(seed_index):
     assistant, llm = assistant_with(seed_index, "Nissan may build the Alaska [1].", context_budget_tokens=60)
     retrieval = assistant.retrieve("Who did Honda partner with to develop EVs for North America?")
