@@ -32,7 +32,7 @@ from .llm import build_llm, count_tokens, defuse_control_tokens, next_token_logp
 from .retrieval import NewsRetriever, RetrievalFilters
 from .settings import REFUSAL, Settings, env_name
 from .store import NewsStore
-from .text import content_words
+from .text import content_words, stems
 
 SYSTEM_PROMPT = (
     "You answer questions about news articles using only the numbered sources below. "
@@ -451,11 +451,12 @@ def says_nothing(question: str, reply: str) -> bool:
 
 def question_coverage(question: str, ranked: list[NodeWithScore], top: int = 3) -> float | None:
     """The largest share of the question's content words that one of the top results contains
-    (title and text); None when the question has no content words."""
-    asked = content_words(question)
+    (title and text), compared by stem ("invest" is in "an investment"); None when the question
+    has no content words."""
+    asked = stems(content_words(question))
     if not asked:
         return None
-    return max((len(asked & content_words(f"{n.node.metadata.get('title', '')} {n.node.get_content()}")) / len(asked)
+    return max((len(asked & stems(content_words(f"{n.node.metadata.get('title', '')} {n.node.get_content()}"))) / len(asked)
                 for n in ranked[:top]), default=0.0)
 
 

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         "are embedded and compete for the budget (0 = all); fewer is faster.")
     context_neighbours: int = Field(1, description="sentences mode: sentences on each side of the best one kept with it.")
     context_top_k: int = Field(4, description="chunks mode: results given to the model as numbered sources.")
-    min_relevance: float = Field(0.44, description="Below this relevance the question counts as not covered and is refused without asking the model.")
+    min_relevance: float = Field(0.46, description="Below this relevance the question counts as not covered and is refused without asking the model.")
     relevance_cosine_weight: float = Field(
         0.5, description="Relevance = this x best cosine similarity + the rest x the share of the question's "
         "content words found in one of the top 3 results (title and text).")

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import re
+import threading
+
+import Stemmer
 
 _WORD = re.compile(r"[a-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]+")  # a capitalized word: names, places, organisations (and sentence starts)
@@ -23,6 +26,18 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     return content_of(words(text))
+
+
+_STEMMERS = threading.local()  # a PyStemmer object must not be shared between threads (the UI's queue)
+
+
+def stems(found: set[str]) -> set[str]:
+    """English Snowball stems of words ("investing", "investment" -> "invest"), with PyStemmer,
+    which llama-index's BM25 retriever already depends on."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
+    return set(stemmer.stemWords(list(found)))
 
 
 def content_of(seq: list[str]) -> set[str]:

@@ -80,6 +80,15 @@ def test_relevance_gate_needs_the_questions_named_things_not_just_the_topic(seed
     assert near_topic.sources == [] and assistant.answer(near_topic).refused and llm.prompts == []
 
 
+def test_the_gate_matches_the_questions_words_by_stem(seed_index):
+    """The seed article speaks of "an investment"; a question asking who wants to "invest" was refused
+    when coverage compared whole words."""
+    assistant, _ = assistant_with(seed_index, "Nissan [1].")
+    asked = assistant.retrieve("Who wants to invest in Fisker?")
+    assert question_coverage("invest Fisker", asked.ranked) == 1.0
+    assert asked.relevance >= assistant.settings.min_relevance and asked.sources
+
+
 def test_relevance_blend():
     assert blend_relevance(0.6, 0.9, 2 / 3) == pytest.approx(0.7)
     assert blend_relevance(0.6, None, 0.5) == 0.6  # a question of stopwords only: cosine alone

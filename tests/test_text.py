@@ -1,4 +1,4 @@
-from assistant.text import content_words, names, word_pairs, words
+from assistant.text import content_words, names, stems, word_pairs, words
 
 
 def test_words_and_content_words_fold_case_and_drop_stop_words():
@@ -12,3 +12,8 @@ def test_word_pairs_keep_phrases_but_not_pairs_of_stop_words():
 
 def test_names_are_the_capitalized_words():
     assert names("Honda picked LG, not Panasonic, in Ohio.") == {"honda", "lg", "panasonic", "ohio"}
+
+
+def test_stems_join_the_forms_of_a_word():
+    assert stems({"investing", "investment", "invest"}) == {"invest"}
+    assert stems({"prices", "priced"}) == {"price"} and stems(set()) == set()
