@@ -26,6 +26,13 @@ from .common import fmt_metric, machine, publish
 from .tune_retrieval import REPO, development_weeks, retrieval_record
 
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit")
+SEARCHED_AS = ("as asked", "the model's rewrite", "previous question + question")
+
+
+def searched_as(standalone: str, question: str, previous: str) -> str:
+    """Which of SEARCHED_AS the rewrite step made of a question asked after ``previous``."""
+    return (SEARCHED_AS[0] if standalone == question else
+            SEARCHED_AS[2] if standalone == with_last_question(previous, question) else SEARCHED_AS[1])
 
 
 def main() -> int:
@@ -36,7 +43,7 @@ def main() -> int:
     quiet_libraries()
     dev = development_weeks(REPO / args.questions if not args.questions.is_absolute() else args.questions)
     weeks = dev.weeks[: args.first_weeks]
-    alone, in_chat, searched, rewrite_s = [], [], {"as asked": 0, "the model's rewrite": 0, "previous question + question": 0}, []
+    alone, in_chat, searched, rewrite_s = [], [], dict.fromkeys(SEARCHED_AS, 0), []
     for week in weeks:
         engine = NewsAssistant(dev.indexes[week])
         tokenizer = counting_tokenizer(embedding_model(dev.indexes[week]))
@@ -45,9 +52,7 @@ def main() -> int:
             started = time.perf_counter()
             standalone = engine.condense(q.question, [(previous.question, f"{previous.answers[0]}.")])
             rewrite_s.append(time.perf_counter() - started)
-            kind = ("as asked" if standalone == q.question else
-                    "previous question + question" if standalone == with_last_question(previous.question, q.question) else
-                    "the model's rewrite")
+            kind = searched_as(standalone, q.question, previous.question)
             searched[kind] += 1
             alone.append(retrieval_record(q, engine.retrieve(q.question, as_of=q.date), tokenizer))
             in_chat.append(retrieval_record(q, engine.retrieve(standalone, as_of=q.date), tokenizer))

@@ -35,6 +35,7 @@ from assistant.cli import quiet_libraries
 from assistant.evaluation.scoring import compute_metrics, quantile
 
 from .common import fmt_metric, machine, publish
+from .conversation import SEARCHED_AS, searched_as
 from .tune_retrieval import REPO, development_weeks, retrieval_record
 
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "article_hit@5", "context_hit")
@@ -47,12 +48,6 @@ WAYS = {
     "glued": "previous question + follow-up, always",
     "reference": "for reference: the development question itself (names everything)",
 }
-
-
-def searched_as(standalone: str, follow_up: str, previous: str) -> str:
-    return ("as asked" if standalone == follow_up else
-            "previous question + follow-up" if standalone == with_last_question(previous, follow_up) else
-            "the model's rewrite")
 
 
 def load_pairs(path: Path) -> list[dict]:
@@ -136,7 +131,7 @@ def main() -> int:
         m = compute_metrics(kind_records)
         lines.append(f"| {kind} | {len(kind_records)} | " + " | ".join(fmt_metric(m[k]) for k in METRICS) + " |")
     lines += ["", "| what the rewrite step searched for | rewrite sees up to 3 exchanges | only the last |", "|---|---:|---:|"]
-    for kind in ("the model's rewrite", "previous question + follow-up", "as asked"):
+    for kind in SEARCHED_AS:
         lines.append(f"| {kind} | {searched['chat'][kind]} | {searched['last_exchange'][kind]} |")
     lines += ["", f"The rewrite (as in the chat) took {quantile(rewrite_s, 0.5):.2f} s at the median, "
               f"{quantile(rewrite_s, 0.95):.2f} s at p95."]
