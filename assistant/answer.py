@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import textwrap
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
