@@ -295,7 +295,7 @@ def make_article(
     url = _clean_str(url)
     site = _clean_str(site) or _site_from_url(url)
     article_id = _clean_str(article_id) or url or fallback_id or content_id(title, text)
-    day = normalize_date(published)
+    given, day = _clean_str(published), normalize_date(published)
     return Article(
         id=article_id,
         title=title,
@@ -305,7 +305,7 @@ def make_article(
         published=day,
         authors=_normalize_authors(authors),
         source=source,
-        unreadable_date=_clean_str(published) if day is None and _clean_str(published) else None,
+        unreadable_date=given if given and day is None else None,
     )
 
 

@@ -73,10 +73,10 @@ def main() -> int:
     if missing:
         raise SystemExit(f"{len(missing)} follow-ups ask questions that are not in {args.questions}: {missing[:3]}")
     records = {way: [] for way in WAYS}
-    kinds: dict[str, list[dict]] = {}
     searched = {"chat": Counter(), "last_exchange": Counter()}
     rewrite_s, details = [], []
-    for week in sorted({by_id[p["id"]].week for p in pairs}):
+    weeks = sorted({by_id[p["id"]].week for p in pairs})
+    for week in weeks:
         engine = NewsAssistant(dev.indexes[week])
         tokenizer = counting_tokenizer(embedding_model(dev.indexes[week]))
         for pair in (p for p in pairs if by_id[p["id"]].week == week):
@@ -94,11 +94,9 @@ def main() -> int:
             searches["reference"] = q.question
             detail = {"id": q.id, "kind": pair["kind"], "first_answer": first_answer, "searched": searches}
             for way, text in searches.items():
-                record = retrieval_record(q, engine.retrieve(text, as_of=q.date), tokenizer)
+                record = retrieval_record(q, engine.retrieve(text, as_of=q.date), tokenizer) | {"kind": pair["kind"]}
                 records[way].append(record)
                 detail[f"{way}_rank"] = record["hit_rank"]
-                if way == "chat":
-                    kinds.setdefault(pair["kind"], []).append(record)
             for way in searched:
                 searched[way][searched_as(searches[way], pair["follow_up"], pair["first"])] += 1
             details.append(detail)
@@ -107,13 +105,12 @@ def main() -> int:
     if args.details:
         args.details.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in details), encoding="utf-8")
 
-    n_weeks = len({by_id[p["id"]].week for p in pairs})
     lines = [
         "## Follow-ups that lean on the conversation",
         "",
         f"Command: `python -m benchmarks.follow_ups --questions {args.questions} --pairs {args.pairs}`  ",
         f"Machine: {machine()}  ",
-        f"Follow-ups: {len(pairs)} hand-written two-turn exchanges over {n_weeks} development weeks of "
+        f"Follow-ups: {len(pairs)} hand-written two-turn exchanges over {len(weeks)} development weeks of "
         f"`{args.questions}` (`{args.pairs}`; " + ", ".join(f"{n} {k}" for k, n in Counter(p['kind'] for p in pairs).items())
         + "), each after an unrelated exchange of the same week; the first question is answered by the default "
         "model, and the follow-up is scored with the gold answer of the development question it asks. "
@@ -127,7 +124,8 @@ def main() -> int:
         lines.append(f"| {label} | " + " | ".join(fmt_metric(m[k]) for k in METRICS) + " |")
     lines += ["", "In the chat, by kind of follow-up:", "", "| kind | follow-ups | " + " | ".join(METRICS) + " |",
               "|---|---:|" + "---:|" * len(METRICS)]
-    for kind, kind_records in kinds.items():
+    for kind in dict.fromkeys(p["kind"] for p in pairs):
+        kind_records = [r for r in records["chat"] if r["kind"] == kind]
         m = compute_metrics(kind_records)
         lines.append(f"| {kind} | {len(kind_records)} | " + " | ".join(fmt_metric(m[k]) for k in METRICS) + " |")
     lines += ["", "| what the rewrite step searched for | rewrite sees up to 3 exchanges | only the last |", "|---|---:|---:|"]
