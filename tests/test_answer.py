@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from assistant.answer import Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, says_nothing
+from assistant.answer import (Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, says_nothing,
+                              strays_from_question)
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.llm import chatml_completion_to_prompt, chatml_messages_to_prompt, defuse_control_tokens
@@ -165,6 +166,32 @@ def test_a_reply_that_only_restates_the_question_gets_a_second_try(seed_index):
     answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask(
         "Did Nissan partner with Honda or Toyota?")
     assert not answer.retried and len(llm.prompts) == 1
+
+
+def test_a_second_try_about_something_else_is_quoted_over(seed_index):
+    """The retry cannot decline, so a model with nothing to say copies unrelated source sentences;
+    they are verbatim and pass the citation check, so the quote of the best sentence replaces them."""
+    copied = ("Honda already formed a partnership with General Motors to accelerate the development of EVs "
+              "for North America [1].")
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": copied,
+                                           "Question:": "The indexed articles do not cover this question."})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("Tell me about Fisker.")
+    assert answer.retried and answer.quoted and len(llm.prompts) == 2
+    assert "Fisker" in answer.answer and "General Motors" not in answer.answer
+    # The same copy given at the first try is the model's answer: only second tries are judged so.
+    llm = ByPromptLLM(prompts=[], replies={"Question:": copied})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("Tell me about Fisker.")
+    assert not answer.retried and not answer.quoted and "General Motors" in answer.answer
+
+
+def test_replies_that_stray_from_the_question():
+    long_reply = "Honda already formed a partnership with General Motors to accelerate EVs for North America [2]."
+    assert strays_from_question("Tell me about Fisker.", long_reply)
+    assert not strays_from_question("Who did Honda partner with?", long_reply)  # names Honda
+    assert not strays_from_question("Who is investing in Fisker?", "Nissan is in talks about an investment in "
+                                    "the platform of the startup's planned Alaska pickup truck and may build it [1].")  # by stem
+    assert not strays_from_question("Who did Honda partner with?", "General Motors [2].")  # short answers need not repeat
+    assert not strays_from_question("Why?", long_reply)  # nothing to compare with
 
 
 def test_replies_that_say_nothing():

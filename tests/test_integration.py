@@ -54,6 +54,15 @@ def test_honda_north_america_partner(seed_index):
     assert any(p in cited_text for p in named)
 
 
+def test_a_broad_request_about_a_subject_is_answered_about_that_subject(seed_index):
+    """"Tell me about Fisker." is not phrased as a question; the 0.5B model declines it, and its
+    second try copied the seed's GM and Acura sentences. The answer must be about Fisker."""
+    out = ask_json(seed_index, "Tell me about Fisker.")
+    assert "fisker" in out["answer"].lower() and not out["refused"], out["answer"]
+    assert_citations_consistent(out)
+    assert all("Fisker" in c["text"] for c in out["citations"])
+
+
 def test_instructions_inside_an_article_do_not_change_an_unrelated_answer(seed_index_copy, tmp_path):
     evil = tmp_path / "evil.md"
     evil.write_text(
