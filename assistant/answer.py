@@ -15,7 +15,7 @@ import textwrap
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from llama_index.core import get_response_synthesizer
@@ -89,6 +89,17 @@ _NOT_POINTING_BACK = re.compile(
     r"|^\s*(is|are|was|were)\s+there\b", re.IGNORECASE)
 
 
+# How a chat question was searched (Answer.searched_as, "searched_as" in the JSON): as asked, as the
+# model's rewrite, or glued to the last question (a follow-up whose rewrite was not trusted).
+AS_ASKED, REWRITTEN, WITH_LAST_QUESTION = "as_asked", "rewritten", "with_last_question"
+
+
+class Standalone(NamedTuple):
+    """A chat question made standalone (NewsAssistant.condense): what is searched, and how it came to be."""
+    question: str
+    searched_as: str  # AS_ASKED, REWRITTEN or WITH_LAST_QUESTION
+
+
 @dataclass
 class Retrieval:
     question: str
@@ -127,6 +138,7 @@ class Answer:
     sources: list[Citation] = field(default_factory=list)  # every numbered source the model saw
     context: str = ""  # the sources text exactly as given to the model
     standalone_question: str | None = None  # a follow-up rewritten with the chat history
+    searched_as: str = AS_ASKED  # how standalone_question came to be (Standalone.searched_as)
     checks: list[SentenceCheck] = field(default_factory=list)  # how each sentence's citation was checked
     quoted: bool = False  # the model gave no usable answer; the best-matching source sentence is quoted
     retried: bool = False  # the model declined and was asked once more without the option to decline
@@ -153,6 +165,7 @@ class Answer:
             "timings": self.timings,
             "refused": self.refused,
             "standalone_question": self.standalone_question or self.question,
+            "searched_as": self.searched_as,
             "checks": [c.as_dict() for c in self.checks],
             "quoted": self.quoted,
             "retried": self.retried,
@@ -246,15 +259,16 @@ class NewsAssistant:
         """Answer with citations; ``choices`` turns it into a multiple-choice pick; with
         ``history`` (earlier exchanges: Answer.exchange) a follow-up is first made standalone."""
         question = self.check_question(question)
-        standalone = self.condense(question, history) if history else question
-        answer = self.answer(self.retrieve(standalone, filters, as_of), on_token=on_token, choices=choices)
+        standalone = self.condense(question, history) if history else Standalone(question, AS_ASKED)
+        answer = self.answer(self.retrieve(standalone.question, filters, as_of), on_token=on_token, choices=choices)
         answer.question = question
-        answer.standalone_question = standalone
+        answer.standalone_question, answer.searched_as = standalone
         return answer
 
-    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
+    def condense(self, question: str, history: list[tuple[str, str]]) -> Standalone:
         """Rewrite a follow-up ("and what about Honda?") into a standalone question with the
-        chat history, using llama-index's condense-question prompt."""
+        chat history, using llama-index's condense-question prompt; says which of the three
+        ways below the question is searched."""
         turns = history[-CONDENSE_TURNS:]
         history_text = "\n".join(f"Human: {q}\nAssistant: {strip_citations(a)}" for q, a in turns)
         with self._llm_lock:
@@ -273,8 +287,11 @@ class NewsAssistant:
         asked, kept = content_words(question), content_words(rewritten)
         leans = needs_history(question)
         if not rewritten or asked - kept or (leans and kept <= asked) or len(rewritten) > 3 * len(question) + 200:
-            rewritten = with_last_question(turns[-1][0], question, self.settings.max_question_chars) if leans else question
-        return rewritten
+            if leans:
+                return Standalone(with_last_question(turns[-1][0], question, self.settings.max_question_chars),
+                                  WITH_LAST_QUESTION)
+            return Standalone(question, AS_ASKED)
+        return Standalone(rewritten, AS_ASKED if rewritten == question else REWRITTEN)
 
     def answer(
         self,

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.answer import NewsAssistant, with_last_question
+from assistant.answer import AS_ASKED, REWRITTEN, WITH_LAST_QUESTION, NewsAssistant
 from assistant.chunking import counting_tokenizer, embedding_model
 from assistant.cli import quiet_libraries
 from assistant.evaluation.scoring import compute_metrics, quantile
@@ -26,13 +26,8 @@ from .common import fmt_metric, machine, publish
 from .tune_retrieval import REPO, development_weeks, retrieval_record
 
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit")
-SEARCHED_AS = ("as asked", "the model's rewrite", "previous question + question")
-
-
-def searched_as(standalone: str, question: str, previous: str) -> str:
-    """Which of SEARCHED_AS the rewrite step made of a question asked after ``previous``."""
-    return (SEARCHED_AS[0] if standalone == question else
-            SEARCHED_AS[2] if standalone == with_last_question(previous, question) else SEARCHED_AS[1])
+# Table labels of what the rewrite step searched for (Standalone.searched_as).
+SEARCHED_AS = {AS_ASKED: "as asked", REWRITTEN: "the model's rewrite", WITH_LAST_QUESTION: "previous question + question"}
 
 
 def main() -> int:
@@ -43,7 +38,7 @@ def main() -> int:
     quiet_libraries()
     dev = development_weeks(REPO / args.questions if not args.questions.is_absolute() else args.questions)
     weeks = dev.weeks[: args.first_weeks]
-    alone, in_chat, searched, rewrite_s = [], [], dict.fromkeys(SEARCHED_AS, 0), []
+    alone, in_chat, searched, rewrite_s = [], [], dict.fromkeys(SEARCHED_AS.values(), 0), []
     for week in weeks:
         engine = NewsAssistant(dev.indexes[week])
         tokenizer = counting_tokenizer(embedding_model(dev.indexes[week]))
@@ -52,10 +47,9 @@ def main() -> int:
             started = time.perf_counter()
             standalone = engine.condense(q.question, [(previous.question, f"{previous.answers[0]}.")])
             rewrite_s.append(time.perf_counter() - started)
-            kind = searched_as(standalone, q.question, previous.question)
-            searched[kind] += 1
+            searched[SEARCHED_AS[standalone.searched_as]] += 1
             alone.append(retrieval_record(q, engine.retrieve(q.question, as_of=q.date), tokenizer))
-            in_chat.append(retrieval_record(q, engine.retrieve(standalone, as_of=q.date), tokenizer))
+            in_chat.append(retrieval_record(q, engine.retrieve(standalone.question, as_of=q.date), tokenizer))
         print(f"{week}: {len(alone)} questions", file=sys.stderr, flush=True)
 
     rows = {"asked alone": compute_metrics(alone), "asked after the week's previous question (chat)": compute_metrics(in_chat)}

@@ -35,7 +35,7 @@ from assistant.cli import quiet_libraries
 from assistant.evaluation.scoring import compute_metrics, quantile
 
 from .common import fmt_metric, machine, publish
-from .conversation import SEARCHED_AS, searched_as
+from .conversation import SEARCHED_AS
 from .tune_retrieval import REPO, development_weeks, retrieval_record
 
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "article_hit@5", "context_hit")
@@ -86,9 +86,10 @@ def main() -> int:
             first_answer = engine.ask(pair["first"], as_of=q.date).answer
             history = [(other.question, f"{other.answers[0]}."), (pair["first"], first_answer)]
             started = time.perf_counter()
-            searches = {"chat": engine.condense(pair["follow_up"], history)}
+            rewrites = {"chat": engine.condense(pair["follow_up"], history)}
             rewrite_s.append(time.perf_counter() - started)
-            searches["last_exchange"] = engine.condense(pair["follow_up"], history[-1:])
+            rewrites["last_exchange"] = engine.condense(pair["follow_up"], history[-1:])
+            searches = {way: rewrite.question for way, rewrite in rewrites.items()}
             searches["as_asked"] = pair["follow_up"]
             searches["glued"] = with_last_question(pair["first"], pair["follow_up"])
             searches["reference"] = q.question
@@ -98,7 +99,7 @@ def main() -> int:
                 records[way].append(record)
                 detail[f"{way}_rank"] = record["hit_rank"]
             for way in searched:
-                searched[way][searched_as(searches[way], pair["follow_up"], pair["first"])] += 1
+                searched[way][SEARCHED_AS[rewrites[way].searched_as]] += 1
             details.append(detail)
             print(f"{q.id} [{pair['kind']}] {pair['follow_up']!r} -> {searches['chat']!r} "
                   f"(rank {detail['chat_rank']}, as asked {detail['as_asked_rank']})", file=sys.stderr, flush=True)
@@ -129,7 +130,7 @@ def main() -> int:
         m = compute_metrics(kind_records)
         lines.append(f"| {kind} | {len(kind_records)} | " + " | ".join(fmt_metric(m[k]) for k in METRICS) + " |")
     lines += ["", "| what the rewrite step searched for | rewrite sees up to 3 exchanges | only the last |", "|---|---:|---:|"]
-    for kind in SEARCHED_AS:
+    for kind in SEARCHED_AS.values():
         lines.append(f"| {kind} | {searched['chat'][kind]} | {searched['last_exchange'][kind]} |")
     lines += ["", f"The rewrite (as in the chat) took {quantile(rewrite_s, 0.5):.2f} s at the median, "
               f"{quantile(rewrite_s, 0.95):.2f} s at p95."]

@@ -329,6 +329,7 @@ def test_follow_up_is_rewritten_with_the_history_before_retrieval(seed_index):
     assert "Human: Who did Honda partner with for North America?" in condense_prompt
     assert "Assistant: Honda partnered with General Motors." in condense_prompt  # citation marks removed
     assert answer.as_dict()["standalone_question"] == "What is Nissan's angle with Fisker?"
+    assert answer.as_dict()["searched_as"] == "rewritten"
     assert answer.question == "and what about Nissan and Fisker?"
     assert answer.answer == "Nissan may invest in Fisker [1]."
     assert "Fisker" in answer.citations[0].text
@@ -339,6 +340,7 @@ def test_empty_rewrite_falls_back_to_previous_question_plus_follow_up(seed_index
     assistant = NewsAssistant(make_settings(seed_index), llm=llm)
     answer = assistant.ask("when was that?", history=[("Who did Honda partner with?", "GM [1].")])
     assert answer.standalone_question == "Who did Honda partner with? when was that?"
+    assert answer.searched_as == "with_last_question"
 
 
 def test_a_follow_up_of_a_follow_up_keeps_the_subject(seed_index):
@@ -357,6 +359,7 @@ def test_a_follow_up_of_a_follow_up_keeps_the_subject(seed_index):
     answer = assistant.ask("when was that?", history=[(long_question, "GM [1].")])
     assert answer.standalone_question.startswith("Who did Honda partner with for North America? And what else?")
     assert answer.standalone_question.endswith(" when was that?") and len(answer.standalone_question) <= 520
+    assert answer.searched_as == "with_last_question"  # cut to the length limit, still said so
 
 
 def test_sentence_context_keeps_the_answer_sentence_within_budget(seed_index):
@@ -427,6 +430,7 @@ def test_a_rewrite_that_only_echoes_a_follow_up_is_not_trusted(seed_index):
     assistant = NewsAssistant(make_settings(seed_index), llm=ByPromptLLM(prompts=[], replies=standalone))
     answer = assistant.ask("Who did Honda partner with for North America?", history=history)
     assert answer.standalone_question == "Who did Honda partner with for North America?"
+    assert answer.searched_as == "as_asked"  # the model's echo of a question that stands alone
 
 
 @pytest.mark.parametrize("question, leans", [
@@ -465,5 +469,6 @@ def test_a_new_topic_is_searched_as_asked_when_the_rewrite_cannot_be_trusted(see
     assert answer.standalone_question == "Who did Honda partner with for North America?"
     answer = assistant.ask("What happened to gas prices this week?", history=history)
     assert answer.standalone_question == "What happened to gas prices this week?"
+    assert answer.searched_as == "as_asked" and assistant.ask("Who owns it?").searched_as == "as_asked"  # no history
     answer = assistant.ask("Who owns it?", history=history)  # leans on the conversation: searched with it
     assert answer.standalone_question == "What is Nissan's Fisker angle? Who owns it?"
