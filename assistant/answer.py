@@ -71,7 +71,8 @@ CHOICE_SYSTEM_PROMPT = (
 CHOICE_PROMPT = sources_prompt(CHOICE_SYSTEM_PROMPT)
 LETTERS = "ABCDEFGH"
 # A retried answer this long (content words) that shares no word with the question is quoted over
-# (strays_from_question): in the fast profile's development run 3 of 50 second tries were, all wrong.
+# (strays_from_question). Counted by hand in fast-profile development runs: 3 of 50 second tries
+# were such answers, all wrong; shorter answers need not repeat the question's words.
 STRAY_MIN_WORDS = 8
 CONDENSE_TURNS = 3  # earlier exchanges shown when rewriting a follow-up
 GLUED_QUESTION_CHARS = 500  # of the last question searched with a follow-up whose rewrite is not trusted
