@@ -322,11 +322,7 @@ class NewsAssistant:
                 timings["retry_s"] = again["generate_s"]
                 timings["total_s"] = round(timings["total_s"] + again["generate_s"], 3)
                 checked = self.checker.check(text, retrieval.sources, retrieval.question)
-            # The second try's prompt leaves no way to decline, so a model that finds nothing to say
-            # copies some source's sentences instead, verbatim, which the citation check passes
-            # ("Tell me about Fisker." answered with the seed's GM and Acura sentences).
-            quoted = self._declined_despite_match(retrieval, checked) or (
-                retried and strays_from_question(retrieval.question, checked.text))
+            quoted = self._declined_despite_match(retrieval, checked, second_try=retried)
             if quoted:
                 checked = self._quote(retrieval, checked)
         return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
@@ -344,7 +340,7 @@ class NewsAssistant:
         chosen = list(best_chunk.values())[: self.settings.closest_articles]
         return [_citation(n, node) for n, node in enumerate(chosen, start=1)]
 
-    def _declined_despite_match(self, retrieval: Retrieval, checked: CheckedAnswer) -> bool:
+    def _declined_despite_match(self, retrieval: Retrieval, checked: CheckedAnswer, second_try: bool = False) -> bool:
         """The reply says nothing (only citation marks) or declines although retrieval clearly
         matches the question. Measured on development weeks, the 0.5B model declines a tenth of
         answerable questions whose answer it was given (the 1.5B model four in ten, most of them
@@ -354,10 +350,15 @@ class NewsAssistant:
         says nothing either: 7 of 249 answers in the fast profile's development run did, none right;
         nor does one that only asks a question (a copied headline; 4 of 726 replies in the stored
         development answer runs, none right).
-        Such a reply gets one more try (retry_declined), then a quote of the best-matching sentence."""
+        Such a reply gets one more try (retry_declined), then a quote of the best-matching sentence.
+        A ``second_try`` also counts as saying nothing when it strays from the question: its prompt
+        leaves no way to decline, so a model with nothing to say copies some source's sentences,
+        verbatim, which the citation check passes ("Tell me about Fisker." answered with the seed's
+        GM and Acura sentences)."""
         if retrieval.quote is None or retrieval.relevance < self.settings.quote_min_relevance:
             return False
-        return checked.refused or says_nothing(retrieval.question, checked.text)
+        return (checked.refused or says_nothing(retrieval.question, checked.text)
+                or (second_try and strays_from_question(retrieval.question, checked.text)))
 
     @staticmethod
     def _quote(retrieval: Retrieval, checked: CheckedAnswer) -> CheckedAnswer:
