@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     quote_min_relevance: float = Field(
         0.55, description="When the model declines or says nothing although relevance is at least this, it is asked "
-        "once more (retry_declined), then the source sentence that best matches the question is quoted with its citation.")
+        "once more (retry_declined), then the source sentence that best matches the question is quoted with its citation; "
+        "below it, a reply that says nothing (a bare mark, a copied source header) becomes the refusal.")
     retry_declined: bool = Field(
         True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
         "more with a prompt that does not offer declining (its answer is citation-checked like any other); "

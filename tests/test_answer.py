@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from assistant.answer import (Citation, NewsAssistant, blend_relevance, needs_history, question_coverage, says_nothing,
-                              strays_from_question)
+from assistant.answer import (Citation, NewsAssistant, blend_relevance, copies_a_header, needs_history,
+                              question_coverage, says_nothing, strays_from_question)
 from assistant.citations import CitationChecker
 from assistant.errors import AssistantError
 from assistant.llm import chatml_completion_to_prompt, chatml_messages_to_prompt, defuse_control_tokens
@@ -201,6 +201,44 @@ def test_replies_that_say_nothing():
     assert not says_nothing("Which chocolate bar now has paper wrappers?", "Mars bars now have paper wrappers [1].")
     assert not says_nothing("True or false: the moon has a time zone.", "True [1].")
     assert not says_nothing("Who is the new speaker?", "Who is he? Mike Johnson was elected speaker [1].")
+
+
+def test_replies_that_copy_a_source_header():
+    source = Citation(4, "a", "Regional fast food: Why Whataburger is worth a stop", "usatoday.com", "2014-10-24", "", "...")
+    other = Citation(1, "b", "McDonald's upgrades its burgers", "cnn.com", "2023-03-31", "", "...")
+    assert copies_a_header("Regional fast food: Why Whataburger is worth a stop (usatoday.com, 2014-10-24) [4]",
+                           [other, source])
+    assert copies_a_header("Why Whataburger is worth a stop [4].", [other, source])  # a piece of the title
+    assert not copies_a_header("McDonald's is upgrading its burgers in 2023 [1].", [other, source])  # "2023", "upgrading"
+    assert not copies_a_header("McDonald's [1]", [other, source])  # a short answer taken from a title stands
+    assert not copies_a_header("Whataburger is worth a stop, cnn.com [1].", [other, source])  # words of two headers
+
+
+def test_a_copied_header_gets_a_second_try(seed_index):
+    header = "Nissan and Honda explore an EV and software partnership (2024-03-15) [1]"
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan is in talks to invest in Fisker [1].",
+                                           "Question:": header})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("What is Nissan doing with Fisker?")
+    assert answer.retried and len(llm.prompts) == 2 and answer.answer == "Nissan is in talks to invest in Fisker [1]."
+    # Copied again at the second try: the quote of the best-matching sentence instead.
+    llm = ByPromptLLM(prompts=[], replies={"Question:": header})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("What is Nissan doing with Fisker?")
+    assert answer.retried and answer.quoted and "Fisker" in answer.answer and "(2024-03-15)" not in answer.answer
+
+
+@pytest.mark.parametrize("reply", [" [1]", "Nissan and Honda explore an EV and software partnership [1]."])
+def test_a_reply_that_gives_no_answer_is_the_refusal_where_retrieval_is_weak(seed_index, reply):
+    """Below quote_min_relevance there is no second try or quote; a bare mark or a copied header is
+    not shown as if it were an answer: the refusal is, with the closest articles beside it."""
+    llm = ByPromptLLM(prompts=[], replies={"Question:": reply})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.99), llm=llm).ask("What did Nissan pay Fisker?")
+    assert answer.refused and answer.answer == REFUSAL and answer.citations == [] and len(llm.prompts) == 1
+    assert answer.checks[-1].action == "no-answer" and answer.checks[-1].original.strip() == reply.strip()
+    assert [c.article_id for c in answer.closest_articles] == [SEED_ID]
+    # An answer with content is the model's answer at any relevance.
+    llm = ByPromptLLM(prompts=[], replies={"Question:": "Nissan is in talks to invest in Fisker [1]."})
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.99), llm=llm).ask("What did Nissan pay Fisker?")
+    assert not answer.refused and answer.answer == "Nissan is in talks to invest in Fisker [1]."
 
 
 def test_filters_that_exclude_everything_lead_to_refusal(seed_index):
