@@ -214,16 +214,14 @@ def test_replies_that_copy_a_source_header():
     assert not copies_a_header("Whataburger is worth a stop, cnn.com [1].", [other, source])  # words of two headers
 
 
-def test_a_copied_header_gets_a_second_try(seed_index):
+def test_a_copied_header_stands_where_retrieval_clearly_matches(seed_index):
+    """There the header line often names the answer ("Oregon governor to commute 17 people on death
+    row ..."); treating it as saying nothing lost more right answers than it won."""
     header = "Nissan and Honda explore an EV and software partnership (2024-03-15) [1]"
     llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan is in talks to invest in Fisker [1].",
                                            "Question:": header})
-    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("What is Nissan doing with Fisker?")
-    assert answer.retried and len(llm.prompts) == 2 and answer.answer == "Nissan is in talks to invest in Fisker [1]."
-    # Copied again at the second try: the quote of the best-matching sentence instead.
-    llm = ByPromptLLM(prompts=[], replies={"Question:": header})
-    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("What is Nissan doing with Fisker?")
-    assert answer.retried and answer.quoted and "Fisker" in answer.answer and "(2024-03-15)" not in answer.answer
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask("Who is Nissan partnering with?")
+    assert not answer.retried and not answer.refused and len(llm.prompts) == 1 and "Honda" in answer.answer
 
 
 @pytest.mark.parametrize("reply", [" [1]", "Nissan and Honda explore an EV and software partnership [1]."])
