@@ -173,7 +173,7 @@ def test_a_refusal_under_filters_says_whether_they_left_any_article(seed_index):
     """Through the real engine: a site filter that matches nothing, and a date range that holds the
     seed article but not an answer to an unrelated question."""
     settings = make_settings(seed_index)
-    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="x [1].", prompts=[]))
+    assistant = NewsAssistant(settings, llm=ScriptedLLM(reply="Nissan is in talks to invest in Fisker [1].", prompts=[]))
     today = dt.date.today()
     nowhere = RetrievalFilters(sites=("nosuch.com",))
     around = RetrievalFilters(since=dt.date(2024, 3, 1), until=dt.date(2024, 3, 31))
