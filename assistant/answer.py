@@ -326,8 +326,8 @@ class NewsAssistant:
             quoted = self._gives_no_answer(retrieval, checked, second_try=retried)
             if quoted:
                 checked = self._quote(retrieval, checked)
-        elif not choices and not clear and not checked.refused and (
-                self._gives_no_answer(retrieval, checked) or copies_a_header(checked.text, retrieval.sources)):
+        elif not choices and not clear and not checked.refused and (  # (a refusal needs no replacing)
+                says_nothing(retrieval.question, checked.text) or copies_a_header(checked.text, retrieval.sources)):
             checked = _no_answer(checked)
         return Answer(retrieval.question, checked.text, checked.citations, retrieval.retrieved_ids, timings,
                       refused=checked.refused, sources=retrieval.sources, context=retrieval.context,
