@@ -529,8 +529,8 @@ def blend_relevance(best_similarity: float, coverage: float | None, cosine_weigh
 
 def _no_answer(checked: CheckedAnswer) -> CheckedAnswer:
     """The refusal in place of a reply that gives no answer where there is no second try and quote
-    (relevance below quote_min_relevance, or no sentence to quote, as in context_mode "chunks"; see
-    NewsAssistant._gives_no_answer): a bare mark or a copied header is not an answer to show. In the
+    (relevance below quote_min_relevance, or no sentence to quote, as in context_mode "chunks"; what
+    counts is says_nothing or copies_a_header): a bare mark or a copied header is not an answer to show. In the
     fast profile's development run 8 such replies (4 to unanswerable questions), none right."""
     return CheckedAnswer(REFUSAL, [], [*checked.checks, SentenceCheck("", checked.text, [], 0.0, "no-answer")])
 
