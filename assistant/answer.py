@@ -112,7 +112,6 @@ class Retrieval:
     best_similarity: float = 0.0  # best cosine among the vector candidates
     relevance: float = 0.0  # the relevance gate's input (see NewsAssistant.relevance)
     quote: tuple[int, str] | None = None  # (source number, its sentence that best matches the question)
-    as_of: dt.date | None = None  # the day the question is asked (None: today)
 
     @property
     def chunk_article_ids(self) -> list[str]:
@@ -242,7 +241,7 @@ class NewsAssistant:
         select_s = time.perf_counter() - started - ranked_s
         return Retrieval(question, ranked.nodes, sources, round(ranked_s + select_s, 3),
                          rank_s=round(ranked_s, 4), select_s=round(select_s, 4), best_similarity=ranked.best_similarity,
-                         relevance=relevance, quote=quote, as_of=as_of)
+                         relevance=relevance, quote=quote)
 
     def relevance(self, question: str, ranked: list[NodeWithScore], best_similarity: float) -> float:
         """How well the best results match the question, 0..1 (the relevance gate's input)."""
@@ -410,12 +409,9 @@ class NewsAssistant:
     def _generate(self, retrieval: Retrieval, on_token, choices, template=None) -> tuple[str, dict[str, float]]:
         nodes = [NodeWithScore(node=TextNode(text=_source_block(s)), score=1.0) for s in retrieval.sources]
         query = choice_query(retrieval.question, choices) if choices else defuse_control_tokens(retrieval.question)
-        template = template or (CHOICE_PROMPT if choices else QA_PROMPT)
-        if self.settings.prompt_with_date and not choices:
-            template = dated_prompt(template, retrieval.as_of or dt.date.today())
         synthesizer = get_response_synthesizer(
             llm=self.llm,
-            text_qa_template=template,
+            text_qa_template=template or (CHOICE_PROMPT if choices else QA_PROMPT),
             response_mode="simple_summarize",  # one call; the context is already budgeted
             streaming=True,  # always: it gives time to first token, and callers may show tokens live
         )
@@ -448,15 +444,6 @@ class NewsAssistant:
             "generate_s": round(generate_s, 3),
             "answer_tokens": float(count_tokens(self.llm, text)),
         }
-
-
-def dated_prompt(template: ChatPromptTemplate, day: dt.date) -> ChatPromptTemplate:
-    """``template`` with the day the question is asked above the sources. News questions are
-    relative to that day ("this week", "recently"), and each source shows its date, but without
-    the day the model cannot tell this week's source from last year's."""
-    system, user = template.message_templates
-    return ChatPromptTemplate(message_templates=[
-        system, ChatMessage(role=user.role, content=f"Today is {day.isoformat()}.\n\n{user.content}")])
 
 
 def with_last_question(last_question: str, follow_up: str, max_chars: int | None = None) -> str:

@@ -96,9 +96,6 @@ class Settings(BaseSettings):
         True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
         "more with a prompt that does not offer declining (its answer is citation-checked like any other); "
         "only if that fails too is the best-matching sentence quoted.")
-    prompt_with_date: bool = Field(
-        False, description="Tell the model the day the question is asked (the as-of day, else today) under the "
-        "question of an open answer, so that \"this week\" can be matched with the sources' dates.")
     closest_articles: int = Field(
         3, description="A refusal lists up to this many articles that came closest (not enough to answer), "
         "so the reader can look for themselves; 0 = none.")

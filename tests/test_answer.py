@@ -40,22 +40,6 @@ def test_answer_cites_numbered_sources_with_metadata(seed_index):
     assert set(answer.timings) >= {"retrieve_s", "generate_s", "total_s"}
 
 
-def test_the_model_is_told_the_day_a_question_is_asked_when_prompt_with_date_is_on(seed_index):
-    """News questions say "this week"; the sources show their dates, the prompt the day asked."""
-    dated, llm = assistant_with(seed_index, "Nissan is in talks to invest in Fisker [1].", prompt_with_date=True)
-    dated.ask("What is Nissan's Fisker angle?", as_of=dt.date(2024, 3, 20))
-    dated.ask("What is Nissan's Fisker angle?")  # no as-of day: today
-    assert "Today is 2024-03-20." in llm.prompts[0] and "Sources:" in llm.prompts[0]
-    assert llm.prompts[0].index("Today is") < llm.prompts[0].index("[1] Nissan and Honda")
-    assert f"Today is {dt.date.today().isoformat()}." in llm.prompts[1]
-    dated.ask("Who is Nissan talking to?", as_of=dt.date(2024, 3, 20),
-              choices=["Fisker", "Tesla"])  # a pick is scored by letter likelihood, not dated (not measured)
-    assert all("Today is" not in p for p in llm.prompts[2:])
-    plain, llm = assistant_with(seed_index, "Nissan is in talks to invest in Fisker [1].")
-    plain.ask("What is Nissan's Fisker angle?", as_of=dt.date(2024, 3, 20))
-    assert "Today is" not in llm.prompts[0]
-
-
 def test_citations_that_name_no_source_are_removed(seed_index):
     assistant, _ = assistant_with(seed_index, "Honda works with GM [2][7] and Sony [9].")
     answer = assistant.ask("Who did Honda partner with?")
