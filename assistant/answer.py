@@ -187,7 +187,8 @@ class NewsAssistant:
                                          keyword_weight=settings.context_keyword_weight,
                                          retrieval_weight=settings.context_retrieval_weight,
                                          cosine_weight=settings.context_cosine_weight,
-                                         embedded_sentences=settings.context_embedded_sentences)
+                                         embedded_sentences=settings.context_embedded_sentences,
+                                         quote_adds_names=settings.quote_adds_names)
         self.checker = CitationChecker(embed, settings.citation_min_support)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.

@@ -21,7 +21,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.utils import globals_helper
 
-from .text import content_words
+from .text import adds_name_or_number, content_words
 
 
 
@@ -112,7 +112,7 @@ def sentence_retrieval_scores(nodes: list[NodeWithScore], per_chunk: list[list[s
 class SentenceSelector:
     def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
                  keyword_weight: float = 0.3, retrieval_weight: float = 0.5, cosine_weight: float = 1.0,
-                 embedded_sentences: int = 0):
+                 embedded_sentences: int = 0, quote_adds_names: bool = True):
         self.embed_model = embed_model
         self.tokenizer = tokenizer
         self.budget = budget_tokens
@@ -121,6 +121,7 @@ class SentenceSelector:
         self.retrieval_weight = retrieval_weight
         self.cosine_weight = cosine_weight
         self.embedded_sentences = embedded_sentences
+        self.quote_adds_names = quote_adds_names
 
     def _cosines(self, question: str, sentences: list[str], question_embedding=None) -> np.ndarray:
         """Each sentence's cosine similarity to the question; zeros without computing them when their
@@ -133,6 +134,18 @@ class SentenceSelector:
         sentence_vecs = np.asarray(self.embed_model._model.encode(
             sentences, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
         return sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
+
+    def _quote(self, question: str, shown: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:
+        """The quote fallback's sentence among those shown (best first): the best one that is not a
+        question and, with quote_adds_names, names something the question does not. A question in an
+        article (quiz pages, "What is being recalled?") echoes the asked question best but answers
+        nothing, and so does a sentence that only restates it ("Researchers found a new species")."""
+        statements = [u for u in shown if not is_question(u[2])]
+        if self.quote_adds_names:
+            informative = next((u for u in statements if adds_name_or_number(u[2], question)), None)
+            if informative:
+                return informative
+        return next(iter(statements), shown[0] if shown else None)
 
     def select(self, question: str, nodes: list[NodeWithScore], question_embedding=None,
                part_scores: dict[str, list[tuple[int, int, float]]] | None = None) -> list[Passage]:
@@ -181,11 +194,8 @@ class SentenceSelector:
             if used >= self.budget:
                 break
 
-        # The quote fallback's sentence: the best one the model is shown that is not a question.
-        # A question in an article (quiz pages, "What is being recalled?") echoes the asked
-        # question best but answers nothing.
         shown = [units[k] for k in order if units[k][:2] in chosen]
-        quote = next((u for u in shown if not is_question(u[2])), shown[0] if shown else None)
+        quote = self._quote(question, shown)
         passages = []
         for c, node in enumerate(nodes):
             picked = sorted(i for cc, i in chosen if cc == c)

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         0.55, description="When the model declines or says nothing although relevance is at least this, it is asked "
         "once more (retry_declined), then the source sentence that best matches the question is quoted with its citation; "
         "below it, a reply that says nothing (a bare mark, a copied source header) becomes the refusal.")
+    quote_adds_names: bool = Field(
+        True, description="The quoted sentence is the best-matching one shown to the model that names something the "
+        "question does not (a capitalized word or a number); only when none does, the best-matching one.")
     retry_declined: bool = Field(
         True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
         "more with a prompt that does not offer declining (its answer is citation-checked like any other); "

@@ -55,3 +55,16 @@ def word_pairs(text: str) -> set[tuple[str, str]]:
 def names(text: str) -> set[str]:
     """Capitalized words, lower-cased: the names a passage mentions (an answer is usually one)."""
     return {w.lower() for w in _NAME.findall(text)}
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def adds_name_or_number(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` names something ``question`` does not: a capitalized word (not a stop word
+    such as a sentence-initial "The") or a number. An answer is usually one; a sentence without any
+    only restates what was asked."""
+    asked = names(question) | set(words(question))
+    if any(w not in _STOP and w not in asked for w in names(sentence)):
+        return True
+    return bool(set(_NUMBER.findall(sentence)) - set(_NUMBER.findall(question)))

@@ -92,6 +92,10 @@ def score(settings_by_week: dict[str, Settings], questions, overrides: dict, as_
     out = {k: metrics[k] for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "context_hit", "context_tokens")}
     # Sentence selection's time per question (choosing what the model reads), which some settings trade for context_hit.
     out["select_p50_s"] = round(statistics.median(r["timings"]["select_s"] for r in records), 3) if records else None
+    # The quote fallback's sentence (shown when the model gives no answer although retrieval matched):
+    # how often it holds a gold answer, over the questions past the relevance gate.
+    quoted = [r["quote_hit"] for r in records if r["quote_hit"] is not None]
+    out["quote_hit"] = round(sum(quoted) / len(quoted), 3) if quoted else None
     return out
 
 
@@ -104,6 +108,7 @@ def retrieval_record(q, retrieval, tokenizer) -> dict:
         "article_rank": first_article_rank(retrieval.chunk_article_ids[:10], q.answer_article_ids),
         "context_hit": contains_answer(retrieval.context, q.answers),
         "context_tokens": len(tokenizer.tokenize(retrieval.context)),
+        "quote_hit": contains_answer(retrieval.quote[1], q.answers) if retrieval.quote else None,
         "timings": {"retrieve_s": retrieval.retrieve_s, "select_s": retrieval.select_s},
     }
 

@@ -74,6 +74,21 @@ def test_the_quoted_sentence_is_never_a_question():
     assert passage.best_sentence == ANSWERING
 
 
+def test_the_quoted_sentence_names_something_the_question_does_not():
+    # The echo matches the question best but names nothing it does not (Which, North, America);
+    # the quote fallback shows the sentence that names the partner instead.
+    both = [NodeWithScore(node=TextNode(text=f"{ECHOING} {ANSWERING}", id_="x"), score=0.9)]
+    embed = embedding_model(Settings())
+
+    def quoted(adds_names: bool) -> str:
+        [passage] = SentenceSelector(embed, embed._model.tokenizer, budget_tokens=200, neighbours=0,
+                                     quote_adds_names=adds_names).select(QUESTION, both)
+        return passage.best_sentence
+
+    assert quoted(adds_names=False) == ECHOING  # the best match by score
+    assert quoted(adds_names=True) == ANSWERING
+
+
 def test_sentences_do_not_end_at_abbreviations():
     text = ("Nichelle Nichols played Lt. Nyota Uhura. Gov. Ron DeSantis spoke in St. Louis on Jan. 5 at 3 p.m.\n"
             "The Spurs had the No. 1 pick. He left the U.S. He came back.")
@@ -88,7 +103,8 @@ def test_zero_cosine_weight_selects_without_embedding_sentences():
             raise AssertionError(f"the selector used the embedder ({name})")
 
     tokenizer = embedding_model(Settings())._model.tokenizer
-    lexical = SentenceSelector(NoEmbedding(), tokenizer, budget_tokens=200, neighbours=0, cosine_weight=0.0)
+    lexical = SentenceSelector(NoEmbedding(), tokenizer, budget_tokens=200, neighbours=0, cosine_weight=0.0,
+                               quote_adds_names=False)
     [passage] = lexical.select(QUESTION, [NodeWithScore(node=TextNode(text=f"{ECHOING} {ANSWERING}", id_="x"), score=0.9)])
     # Scored by the question's words alone, the echo (which shares most of them) comes first.
     assert passage.text == f"{ECHOING} {ANSWERING}" and passage.best_sentence == ECHOING
