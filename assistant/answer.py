@@ -188,8 +188,9 @@ class NewsAssistant:
                                          retrieval_weight=settings.context_retrieval_weight,
                                          cosine_weight=settings.context_cosine_weight,
                                          embedded_sentences=settings.context_embedded_sentences,
-                                         quote_adds_names=settings.quote_adds_names)
-        self.checker = CitationChecker(embed, settings.citation_min_support)
+                                         quote_adds_names=settings.quote_adds_names,
+                                         batch_size=settings.sentence_batch_size)
+        self.checker = CitationChecker(embed, settings.citation_min_support, batch_size=settings.sentence_batch_size)
         self._llm = llm
         # llama.cpp models are not thread-safe; one generation at a time per process.
         self._llm_lock = threading.Lock()

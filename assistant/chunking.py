@@ -270,10 +270,19 @@ def embedding_model(settings: Settings):
     return _load_embedding_model(str(model_dir), settings.embed_batch_size, cache_path, int8_file)
 
 
-# The two helpers below are the one place that knows llama-index's HuggingFaceEmbedding keeps
-# its sentence-transformers model in a private attribute; it exposes neither window nor tokenizer.
+# The helpers below are the one place that knows llama-index's HuggingFaceEmbedding keeps
+# its sentence-transformers model in a private attribute; it exposes neither window nor tokenizer,
+# nor a batch size per call.
 def embedder_window(embed_model) -> int:
     return int(embed_model._model.max_seq_length)
+
+
+def embed_sentences(embed_model, sentences: list[str], batch_size: int) -> np.ndarray:
+    """Unit vectors of ``sentences`` (one row each), embedded as documents, without the disk cache
+    (question-time sentences seldom recur). The encoder pads every text of a batch to the longest
+    one, so batch_size (setting sentence_batch_size) trades padding against calls."""
+    return np.asarray(embed_model._model.encode(
+        sentences, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False))
 
 
 def counting_tokenizer(embed_model):

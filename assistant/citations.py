@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .chunking import embed_sentences
 from .context import split_sentences
 from .settings import REFUSAL
 from .text import content_words
@@ -78,8 +79,9 @@ class CitationChecker:
     goes to that one, so the passage a reader opens is the one that says the answer.
     """
 
-    def __init__(self, embed_model=None, min_support: float = 0.5, cosine_floor: float = 0.3):
+    def __init__(self, embed_model=None, min_support: float = 0.5, cosine_floor: float = 0.3, batch_size: int = 8):
         self.embed_model = embed_model
+        self.batch_size = batch_size
         self.min_support = min_support
         self.cosine_floor = cosine_floor
 
@@ -164,8 +166,7 @@ class CitationChecker:
             return overlap
         passage_sentences = [split_sentences(s.text) or [s.text] for s in sources]
         flat = [p for ps in passage_sentences for p in ps]
-        vectors = np.asarray(self.embed_model._model.encode(
-            sentences + flat, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+        vectors = embed_sentences(self.embed_model, sentences + flat, self.batch_size)
         answer_vecs, passage_vecs = vectors[: len(sentences)], vectors[len(sentences):]
         cosine = np.zeros_like(overlap)
         start = 0

@@ -21,6 +21,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.utils import globals_helper
 
+from .chunking import embed_sentences
 from .text import adds_name_or_number, content_words
 
 
@@ -112,7 +113,7 @@ def sentence_retrieval_scores(nodes: list[NodeWithScore], per_chunk: list[list[s
 class SentenceSelector:
     def __init__(self, embed_model, tokenizer, budget_tokens: int, neighbours: int = 1,
                  keyword_weight: float = 0.3, retrieval_weight: float = 0.5, cosine_weight: float = 1.0,
-                 embedded_sentences: int = 0, quote_adds_names: bool = True):
+                 embedded_sentences: int = 0, quote_adds_names: bool = True, batch_size: int = 8):
         self.embed_model = embed_model
         self.tokenizer = tokenizer
         self.budget = budget_tokens
@@ -122,6 +123,7 @@ class SentenceSelector:
         self.cosine_weight = cosine_weight
         self.embedded_sentences = embedded_sentences
         self.quote_adds_names = quote_adds_names
+        self.batch_size = batch_size
 
     def _cosines(self, question: str, sentences: list[str], question_embedding=None) -> np.ndarray:
         """Each sentence's cosine similarity to the question; zeros without computing them when their
@@ -131,8 +133,7 @@ class SentenceSelector:
         if question_embedding is None:
             question_embedding = self.embed_model.get_query_embedding(question)
         question_vec = np.asarray(question_embedding)
-        sentence_vecs = np.asarray(self.embed_model._model.encode(
-            sentences, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+        sentence_vecs = embed_sentences(self.embed_model, sentences, self.batch_size)
         return sentence_vecs @ (question_vec / (np.linalg.norm(question_vec) or 1.0))
 
     def _quote(self, question: str, shown: list[tuple[int, int, str]]) -> tuple[int, int, str] | None:

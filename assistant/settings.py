@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         "onnx-int8", description="'torch' runs the embedder in fp32; 'onnx-int8' runs an int8 ONNX export of it "
         "(built under model_cache_dir on first use), 2.4x faster here at cosine >= 0.985 to fp32.")
     embed_batch_size: int = 32
+    sentence_batch_size: int = Field(
+        8, ge=1, description="Sentences per batch when embedding at question time (context selection, citation "
+        "check). The encoder pads a batch to its longest text, and these sentences range from a few words to a "
+        "paragraph, so large batches are mostly padding.")
     embed_cache_dir: Path | None = Field(None, description="Cache chunk embeddings on disk here (the evaluator always does).")
     chunk_tokens: int = Field(0, description="Chunk size in embedder tokens, title/date header included; 0 = the embedder's window.")
     chunk_overlap: int = 32
