@@ -140,7 +140,7 @@ class SentenceSelector:
         """The quote fallback's sentence among those shown (best first): the best one that is not a
         question and, with quote_adds_names, names something the question does not. A question in an
         article (quiz pages, "What is being recalled?") echoes the asked question best but answers
-        nothing, and so does a sentence that only restates it ("Researchers found a new species")."""
+        nothing, and so does a sentence that only restates it (no name or number the question lacks)."""
         statements = [u for u in shown if not is_question(u[2])]
         if self.quote_adds_names:
             informative = next((u for u in statements if adds_name_or_number(u[2], question)), None)
