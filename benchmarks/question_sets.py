@@ -13,7 +13,12 @@ check of tuned settings is
     python -m benchmarks.question_sets --weeks 16 --seed 7 \
         --exclude-weeks-of .cache/sets/dev-30w-seed2026.jsonl --out .cache/sets/heldout-seed7.jsonl
 
-and the weeks in neither of those two (training data for a learned ranking, so that both
+and every third of the 30 weeks by date (131 questions, a spread subset for sweeps that rebuild
+every week's index, such as chunk sizes) is
+
+    python -m benchmarks.question_sets --weeks 30 --seed 2026 --every-nth-week 3 --out .cache/sets/dev-10w-every3.jsonl
+
+The weeks in neither of the first two (training data for a learned ranking, so that both
 scored sets stay out of sample) are
 
     python -m benchmarks.question_sets --weeks 80 --seed 2026 \
@@ -105,6 +110,9 @@ def main() -> int:
     parser.add_argument("--unanswerable", action="store_true")
     parser.add_argument("--exclude-weeks-of", type=Path, action="append", default=[], metavar="SET",
                         help="leave out the weeks of this question set (repeatable; a held-out set for checking tuned settings)")
+    parser.add_argument("--every-nth-week", type=int, default=1, metavar="N",
+                        help="keep every N-th of the chosen weeks by date, from the first: a subset spread over "
+                             "the same period, for sweeps that rebuild every week's index")
     args = parser.parse_args()
     questions = load_questions()
     weeks = choose_weeks(questions, args.weeks, args.seed)
@@ -113,6 +121,7 @@ def main() -> int:
 
         taken = {q.week for path in args.exclude_weeks_of for q in load_set(path)}
         weeks = [w for w in weeks if w not in taken]
+    weeks = weeks[::args.every_nth_week]
     chosen = [q for q in questions if q["week"] in weeks and q["answer_article_ids"]]
     # The per-week index is built from all of that week's questions' articles, as in the issue's protocol.
     week_articles = {w: sorted({i for q in questions if q["week"] == w for i in q["article_ids"]}) for w in weeks}
