@@ -114,6 +114,8 @@ def main() -> int:
                         help="keep every N-th of the chosen weeks by date, from the first: a subset spread over "
                              "the same period, for sweeps that rebuild every week's index")
     args = parser.parse_args()
+    if args.every_nth_week < 1:
+        parser.error("--every-nth-week must be 1 or more")
     questions = load_questions()
     weeks = choose_weeks(questions, args.weeks, args.seed)
     if args.exclude_weeks_of:
