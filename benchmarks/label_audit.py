@@ -114,17 +114,18 @@ def main() -> int:
     lines = [
         "## Retrieval by what the gold labels hold, per week",
         "",
-        f"Command: `python -m benchmarks.label_audit --questions {args.questions}{' --publish' if args.publish else ''}` "
+        f"Command: `python -m benchmarks.label_audit --questions {args.questions}"
+        f"{' --publish' if args.publish else ''}` "
         "(both pipelines retrieval only, per week, in the same run)  ",
         f"Machine: {machine()}  ",
         f"Questions: the {len(questions)} questions with `answer_article_ids` of {len(weeks)} development weeks "
         f"({', '.join(weeks)}), each asked with its own date. Classes (first that fits; `benchmarks/label_audit.py` "
         "says how): **on story**, a passage holding a gold answer (its sentence and one either side) shares at "
         f"least {ON_STORY_SHARE:.0%} of the question's content words, in an article published by the question's day "
-        f"(+{base.as_of_grace_days}); **quiz page**, the gold answer stands beside all of the question's choices (a quiz repeating "
-        "the question); **after the question**, the on-story passages were published later than the question's "
-        "day, which the as-of rule hides; **elsewhere**, the gold answer occurs only in passages about something "
-        "else. Ours: default settings; llama-index: its default pipeline (1,024-token chunks, top 10; context = "
+        f"(+{base.as_of_grace_days}); **quiz page**, the gold answer stands beside all of the question's choices "
+        "(a quiz repeating the question); **after the question**, the on-story passages were published later "
+        "than the question's day, which the as-of rule hides; **elsewhere**, the gold answer occurs only in "
+        "passages about something else. Ours: default settings; llama-index: its default pipeline (1,024-token chunks, top 10; context = "
         "its query engine's top 2).",
         "",
         "| class | n | share | " + " | ".join(f"{c} ours / llama-index" for c in COLUMNS) + " |",
