@@ -4,7 +4,7 @@
 
 A question's answer articles (`answer_article_ids`) are those of its week whose title or text
 contains a gold answer anywhere, so a chunk-level hit can be a passage about the question's story
-or a coincidence ("Manchester United" in a Liverpool preview a year before the final asked about).
+or a coincidence ("NATO" in a 2017 piece on Russian hacking, for a 2023 cyberattack).
 Each question gets the first class that fits, from the passages that hold a gold answer (the
 sentence with one sentence either side, in an answer article):
 
@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gzip
 import json
 import sys
 from pathlib import Path
 
 from assistant.cli import quiet_libraries
+from assistant.articles import Article
 from assistant.context import split_sentences
+from assistant.evaluation.questions import Question, load_questions
+from assistant.evaluation.runner import load_articles
 from assistant.evaluation.scoring import compute_metrics, contains_answer
 from assistant.settings import Settings
 from assistant.text import content_words, stems
@@ -52,21 +54,20 @@ CLASSES = ("on story", "quiz page", "after the question", "elsewhere")
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "article_hit@5", "context_hit")
 
 
-def classify(question: dict, articles: dict[str, dict], grace_days: int) -> str:
+def classify(question: Question, articles: dict[str, Article], grace_days: int) -> str:
     """The question's class (one of CLASSES), from its answer articles (``articles``: id -> article)."""
-    asked = stems(content_words(question["question"]))
-    choices = [c for c in question.get("choices") or [] if c.strip()]
-    latest = dt.date.fromisoformat(question["date"]) + dt.timedelta(days=grace_days)
+    asked = stems(content_words(question.question))
+    choices = [c for c in question.choices if c.strip()]
+    latest = question.date + dt.timedelta(days=grace_days)
     found: set[str] = set()
-    for article_id in question["answer_article_ids"]:
+    for article_id in question.answer_article_ids:
         article = articles.get(article_id)
         if article is None:
             continue
-        published = article.get("published")
-        later = bool(published) and dt.date.fromisoformat(published[:10]) > latest
-        sentences = split_sentences(f"{article.get('title') or ''}\n{article.get('text') or ''}")
+        later = bool(article.published) and dt.date.fromisoformat(article.published) > latest
+        sentences = split_sentences(f"{article.title}\n{article.text}")
         for i, sentence in enumerate(sentences):
-            if not contains_answer(sentence, question["answers"]):
+            if not contains_answer(sentence, question.answers):
                 continue
             around = " ".join(sentences[max(0, i - QUIZ_REACH): i + QUIZ_REACH + 1])
             if len(choices) > 1 and all(contains_answer(around, [c]) for c in choices):
@@ -77,11 +78,6 @@ def classify(question: dict, articles: dict[str, dict], grace_days: int) -> str:
             if share >= ON_STORY_SHARE:
                 found.add("after the question" if later else "on story")
     return next((c for c in CLASSES[:3] if c in found), "elsewhere")
-
-
-def load_articles(path: Path, wanted: set[str]) -> dict[str, dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return {a["id"]: a for a in map(json.loads, handle) if a["id"] in wanted}
 
 
 def records(name: str) -> dict[str, dict]:
@@ -102,15 +98,14 @@ def main() -> int:
     parser.add_argument("--publish", action="store_true", help="write the table into BENCHMARKS.md")
     args = parser.parse_args()
     quiet_libraries()
-    questions = [q for q in map(json.loads, args.questions.read_text(encoding="utf-8").splitlines())
-                 if q.get("answer_article_ids")]
-    articles = load_articles(RTQA_ARTICLES, {a for q in questions for a in q["answer_article_ids"]})
+    questions = [q for q in load_questions(args.questions) if q.answer_article_ids]
+    articles = load_articles(RTQA_ARTICLES)
     base = Settings(embed_cache_dir=CACHE)
-    classes = {q["id"]: classify(q, articles, base.as_of_grace_days) for q in questions}
+    classes = {q.id: classify(q, articles, base.as_of_grace_days) for q in questions}
 
     ours = records_of_run("audit-hybrid", args.questions, base)
     theirs = records_of_run("audit-baseline", args.questions, default_settings(base), baseline=True)
-    weeks = sorted({q["week"] for q in questions})
+    weeks = sorted({q.week for q in questions})
     lines = [
         "## Retrieval by what the gold labels hold, per week",
         "",
@@ -125,8 +120,8 @@ def main() -> int:
         f"(+{base.as_of_grace_days}); **quiz page**, the gold answer stands beside all of the question's choices "
         "(a quiz repeating the question); **after the question**, the on-story passages were published later "
         "than the question's day, which the as-of rule hides; **elsewhere**, the gold answer occurs only in "
-        "passages about something else. Ours: default settings; llama-index: its default pipeline (1,024-token chunks, top 10; context = "
-        "its query engine's top 2).",
+        "passages about something else. Ours: default settings; llama-index: its default pipeline (1,024-token "
+        "chunks, top 10; context = its query engine's top 2).",
         "",
         "| class | n | share | " + " | ".join(f"{c} ours / llama-index" for c in COLUMNS) + " |",
         "|---|---:|---:|" + "---:|" * len(COLUMNS),

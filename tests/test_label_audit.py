@@ -1,22 +1,23 @@
 """The label audit's classes (benchmarks.label_audit.classify) on small hand-made articles."""
 
+import datetime as dt
+
+from assistant.articles import Article
+from assistant.evaluation.questions import Question
 from benchmarks.label_audit import classify
 
-QUESTION = {
-    "question": "Which team won the Carabao Cup final on Sunday at Wembley?",
-    "date": "2023-02-27",
-    "answers": ["Manchester United"],
-    "choices": ["Manchester United", "Newcastle", "Liverpool", "Chelsea"],
-}
+
+def article(text: str, published: str = "2023-02-26") -> Article:
+    return Article(id="", title="", text=text, published=published)
 
 
-def article(text: str, published: str = "2023-02-26", title: str = "") -> dict:
-    return {"title": title, "text": text, "published": published}
-
-
-def audit(*articles: dict) -> str:
+def audit(*articles: Article) -> str:
     found = {f"a{i}": a for i, a in enumerate(articles)}
-    return classify({**QUESTION, "answer_article_ids": list(found)}, found, grace_days=1)
+    question = Question(id="q", question="Which team won the Carabao Cup final on Sunday at Wembley?",
+                        answers=["Manchester United"],
+                        choices=["Manchester United", "Newcastle", "Liverpool", "Chelsea"],
+                        date=dt.date(2023, 2, 27), answer_article_ids=list(found))
+    return classify(question, found, grace_days=1)
 
 
 def test_a_passage_on_the_story_published_by_the_questions_day_is_on_story():
