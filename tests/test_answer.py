@@ -155,6 +155,21 @@ def test_a_declining_model_is_asked_once_more_before_a_quote(seed_index):
     assert answer.refused and not answer.retried and len(llm.prompts) == 1
 
 
+def test_a_second_try_begins_with_the_answer_prompt_through_the_question(seed_index):
+    """llama.cpp (and servers with prefix caching) reuse what a new prompt shares with the last one:
+    a second try that begins like the answer prompt costs only its own instruction."""
+    question = "What did Nissan pay Fisker?"
+    llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan is in talks to invest in Fisker [1].",
+                                           "Question:": REFUSAL},
+                      messages_to_prompt=chatml_messages_to_prompt, completion_to_prompt=chatml_completion_to_prompt)
+    answer = NewsAssistant(make_settings(seed_index, quote_min_relevance=0.0), llm=llm).ask(question)
+    assert answer.retried and not answer.refused
+    first, second_try = llm.prompts
+    shared = first[: first.index(question) + len(question)]
+    assert shared.startswith("<|im_start|>system\n") and "Sources:" in shared and "Nissan" in shared
+    assert second_try.startswith(shared) and "The answer is in the sources" in second_try[len(shared):]
+
+
 def test_a_reply_that_only_restates_the_question_gets_a_second_try(seed_index):
     question = "Which company did Nissan partner with for North America?"
     llm = ByPromptLLM(prompts=[], replies={"The answer is in the sources": "Nissan partnered with Honda [1].",

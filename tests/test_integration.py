@@ -93,6 +93,28 @@ def test_multiple_choice_pick_with_the_real_model_is_not_position_biased(seed_in
         assert answer.citations[0].article_id == SEED_ID and "Fisker" in answer.citations[0].text
 
 
+def test_a_second_try_reads_only_what_follows_the_question(seed_index):
+    """The answer prompt and the second try's begin alike (system prompt, sources, question), so
+    llama.cpp reads that prefix once: the second try evaluates its instruction, not the sources again."""
+    from assistant.answer import DIRECT_PROMPT, NewsAssistant
+    from assistant.settings import Settings
+
+    assistant = NewsAssistant(Settings(index_dir=seed_index))
+    retrieval = assistant.retrieve("Which carmaker is Nissan in talks to invest in?")
+    assert "Fisker" in assistant.answer(retrieval).answer
+    llama = assistant.llm._model
+    evaluated, evaluate = [], llama.eval
+    llama.eval = lambda tokens: (evaluated.append(len(tokens)), evaluate(tokens))[1]
+    try:
+        text, _ = assistant._generate(retrieval, None, None, template=DIRECT_PROMPT)  # the second try's call
+    finally:
+        del llama.eval
+    assert "Fisker" in text
+    assert llama.n_tokens - sum(evaluated) > 300  # the prefix kept from the answer prompt, read once
+    assert 1 < evaluated[0] < 100, evaluated  # the instruction after the question, never the sources
+    assert max(evaluated[1:]) == 1  # then one token at a time: the reply
+
+
 def test_chat_on_the_command_line_carries_follow_ups_and_survives_a_bad_line(seed_index):
     """`chat` reads one question per line: a follow-up is made standalone with the conversation, a
     question over the length limit fails its own line only, and '/new' forgets the conversation."""
