@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         "question does not (a capitalized word or a number); only when none does, the best-matching one.")
     retry_declined: bool = Field(
         True, description="When the model declines although relevance is at least quote_min_relevance, ask it once "
-        "more with a prompt that does not offer declining (its answer is citation-checked like any other); "
+        "more, told that the answer is in the sources (its answer is citation-checked like any other); "
         "only if that fails too is the best-matching sentence quoted.")
     closest_articles: int = Field(
         3, description="A refusal lists up to this many articles that came closest (not enough to answer), "
