@@ -126,7 +126,8 @@ class Retrieval:
 
     @property
     def context(self) -> str:
-        """Exactly the sources text placed in the prompt."""
+        """The sources text placed in the prompt. The open answer and its second try get it as
+        llama-index's simple_summarize synthesizer formats it (see _generate)."""
         return "\n\n".join(_source_block(s) for s in self.sources)
 
 
@@ -416,7 +417,12 @@ class NewsAssistant:
         synthesizer = get_response_synthesizer(
             llm=self.llm,
             text_qa_template=template or (CHOICE_PROMPT if choices else QA_PROMPT),
-            response_mode="simple_summarize",  # one call; the context is already budgeted
+            # One call; the context is already budgeted. In the pinned llama-index-core (0.14.25) this
+            # synthesizer fills {context_str} with a one-item list, so the model reads the sources as a
+            # Python list literal (quotes, "\n" escapes; run-llama/llama_index pull request 22392). Kept
+            # for now: plain text answered slightly more development questions but ran two sentences
+            # together on the seed question (BENCHMARKS.md, "What the model reads").
+            response_mode="simple_summarize",
             streaming=True,  # always: it gives time to first token, and callers may show tokens live
         )
         with self._llm_lock:
